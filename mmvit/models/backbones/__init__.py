@@ -1,0 +1,3 @@
+from .cas_vit import CASViT
+
+__all__ = ['CASViT']

@@ -1,0 +1,87 @@
+"""Behaviour shared by every mmvit backbone.
+
+A family implements the layers, ``_stage_modules(i)`` (what ``frozen_stages``
+freezes for stage ``i``, output norm included) and, when its official
+checkpoints use other key names, ``convert_checkpoint``.
+"""
+from typing import Dict, List
+
+import torch
+from mmengine.model import BaseModule
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from .arch import check_frozen_stages, normalize_out_indices
+from .checkpoint import load_pretrained
+
+
+class MMViTBackbone(BaseModule):
+    """Base class: freezing, ``norm_eval``, input checks, pretrained loading.
+
+    Args:
+        num_stages (int): number of stages of the family.
+        out_indices (int | Sequence[int]): stages whose outputs are returned.
+        frozen_stages (int): stages to freeze (-1: none; 0: the stem only
+            where a stem exists; ``i``: the stem and stages ``0..i-1``).
+        norm_eval (bool): keep every BatchNorm in eval mode while training.
+        in_channels (int): channels of the input image.
+    """
+
+    def __init__(self, num_stages, out_indices, frozen_stages, norm_eval,
+                 in_channels=3, init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        owner = type(self).__name__
+        self.num_stages = num_stages
+        self.out_indices = normalize_out_indices(out_indices, num_stages,
+                                                 owner)
+        self.frozen_stages = check_frozen_stages(frozen_stages, num_stages,
+                                                 owner)
+        self.norm_eval = norm_eval
+        self.in_channels = in_channels
+
+    # -- to be provided by the family -------------------------------------
+    def _stem_modules(self) -> List[nn.Module]:
+        return []
+
+    def _stage_modules(self, index: int) -> List[nn.Module]:
+        raise NotImplementedError
+
+    def convert_checkpoint(self, state_dict: Dict[str, torch.Tensor]):
+        """Map a state dict of the official layout to this module's keys."""
+        return state_dict
+
+    # -- shared behaviour -----------------------------------------------
+    def check_input(self, x: torch.Tensor):
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f'{type(self).__name__} expects an NCHW tensor with '
+                f'{self.in_channels} channels, got shape {tuple(x.shape)}')
+
+    def _freeze_stages(self):
+        if self.frozen_stages < 0:
+            return
+        modules = list(self._stem_modules())
+        for i in range(self.frozen_stages):
+            modules += self._stage_modules(i)
+        for module in modules:
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def train(self, mode=True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for module in self.modules():
+                if isinstance(module, _BatchNorm):
+                    module.eval()
+        return self
+
+    def init_weights(self):
+        cfg = self.init_cfg
+        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+            load_pretrained(self, cfg['checkpoint'],
+                            prefix=cfg.get('prefix', None))
+            self._is_init = True
+        else:
+            super().init_weights()

@@ -1,0 +1,255 @@
+import pytest
+import torch
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from mmvit.models import CASViT
+from mmvit.models.utils.checkpoint import load_pretrained
+
+# Backbone-only parameters (four output norms, no head) from the spec.
+SPEC_PARAMS = {'xs': 2.76e6, 's': 5.25e6, 'm': 11.65e6, 't': 20.74e6}
+SPEC_CHANNELS = {
+    'xs': (48, 56, 112, 220),
+    's': (48, 64, 128, 256),
+    'm': (64, 96, 192, 384),
+    't': (96, 128, 256, 512),
+}
+
+
+def ceil_div(size, times):
+    for _ in range(times):
+        size = (size + 1) // 2
+    return size
+
+
+@pytest.mark.parametrize('arch', ['xs', 's', 'm', 't'])
+def test_param_count(arch):
+    model = CASViT(arch)
+    count = sum(p.numel() for p in model.parameters())
+    assert abs(count - SPEC_PARAMS[arch]) / SPEC_PARAMS[arch] < 0.01, count
+
+
+@pytest.mark.parametrize('arch', ['xs', 's', 'm', 't'])
+@pytest.mark.parametrize('size', [(33, 33), (112, 137)])
+def test_output_shapes(arch, size):
+    model = CASViT(arch).eval()
+    with torch.no_grad():
+        outs = model(torch.rand(2, 3, *size))
+    assert isinstance(outs, tuple) and len(outs) == 4
+    for i, out in enumerate(outs):
+        assert out.shape == (2, SPEC_CHANNELS[arch][i],
+                             ceil_div(size[0], i + 2),
+                             ceil_div(size[1], i + 2))
+    assert model.out_channels == SPEC_CHANNELS[arch]
+    assert model.out_strides == (4, 8, 16, 32)
+
+
+def test_detection_size_and_out_indices():
+    model = CASViT('xs', out_indices=(1, -1)).eval()
+    with torch.no_grad():
+        outs = model(torch.rand(1, 3, 800, 1216))
+    assert [tuple(o.shape) for o in outs] == [(1, 56, 100, 152),
+                                              (1, 220, 25, 38)]
+    assert model.out_indices == (1, 3)
+    assert hasattr(model, 'norm1') and not hasattr(model, 'norm0')
+
+
+def test_invalid_arguments():
+    with pytest.raises(ValueError, match=r"unknown arch 'l'.*'m', 's', 't', 'xs'"):
+        CASViT('l')
+    with pytest.raises(ValueError, match=r"missing keys \['mlp_ratio'\]"):
+        CASViT(dict(depths=[1, 1, 1, 1], channels=[8, 8, 8, 8]))
+    with pytest.raises(ValueError, match=r"unexpected keys \['width'\]"):
+        CASViT(dict(depths=[1, 1, 1, 1], channels=[8, 8, 8, 8],
+                    mlp_ratio=2, width=3))
+    with pytest.raises(ValueError, match='out_indices entry 4 is out of range'):
+        CASViT('xs', out_indices=(1, 4))
+    with pytest.raises(ValueError, match='frozen_stages must be an int in'):
+        CASViT('xs', frozen_stages=5)
+    with pytest.raises(ValueError, match=r'3 channels, got shape \(1, 1, 32, 32\)'):
+        CASViT('xs')(torch.rand(1, 1, 32, 32))
+
+
+def test_custom_arch_dict():
+    model = CASViT(dict(depths=[1, 1, 2, 1], channels=[16, 24, 32, 40],
+                        mlp_ratio=2)).eval()
+    outs = model(torch.rand(1, 3, 64, 64))
+    assert [o.shape[1] for o in outs] == [16, 24, 32, 40]
+
+
+def test_drop_path_rule():
+    model = CASViT('s', drop_path_rate=0.1)
+    rates = [
+        getattr(block.drop_path, 'drop_prob', 0.)
+        for stage in model.stages for block in stage.blocks
+    ]
+    total = 3 + 3 + 6 + 3
+    assert rates == pytest.approx([0.1 * j / (total - 1)
+                                   for j in range(total)])
+
+
+def test_frozen_stages():
+    model = CASViT('xs', frozen_stages=2)
+    model.train()
+    frozen = [model.stem, model.stages[0], model.stages[1], model.norm0,
+              model.norm1]
+    for module in frozen:
+        assert all(not p.requires_grad for p in module.parameters())
+        assert all(not m.training for m in module.modules())
+    for module in [model.stages[2], model.stages[3], model.norm3]:
+        assert all(p.requires_grad for p in module.parameters())
+        assert all(m.training for m in module.modules())
+    # frozen BN statistics do not move in a training forward pass
+    before = model.stages[0].blocks[0].norm1.running_mean.clone()
+    model(torch.rand(2, 3, 64, 64) * 5)
+    assert torch.equal(before, model.stages[0].blocks[0].norm1.running_mean)
+    moving = model.stages[3].blocks[0].norm1.running_mean.clone()
+    model(torch.rand(2, 3, 64, 64) * 5)
+    assert not torch.equal(moving,
+                           model.stages[3].blocks[0].norm1.running_mean)
+
+
+def test_norm_eval():
+    model = CASViT('xs', norm_eval=True)
+    model.train()
+    assert model.training
+    bns = [m for m in model.modules() if isinstance(m, _BatchNorm)]
+    assert bns and all(not m.training for m in bns)
+    assert all(p.requires_grad for p in model.parameters())
+    model = CASViT('xs', norm_eval=False).train()
+    assert all(m.training for m in model.modules()
+               if isinstance(m, _BatchNorm))
+
+
+# --- checkpoints -----------------------------------------------------------
+# The official key layout (spec): stem `patch_embed.{0,1,3,4}`, blocks
+# `network.{0,2,4,6}.{j}`, downsampling `network.{1,3,5}.{proj,norm}`.
+_OFFICIAL_BLOCK = {
+    'local_integration.0.conv': 'local_perception.network.0',
+    'local_integration.0.bn': 'local_perception.network.1',
+    'local_integration.1.conv': 'local_perception.network.2',
+    'local_integration.2': 'local_perception.network.4',
+    'token_mixer.{g}_gate.0.dw.conv': 'attn.oper_{g}.0.block.0',
+    'token_mixer.{g}_gate.0.dw.bn': 'attn.oper_{g}.0.block.1',
+    'token_mixer.{g}_gate.0.score': 'attn.oper_{g}.0.block.3',
+    'token_mixer.{g}_gate.1.fc': 'attn.oper_{g}.1.block.1',
+    'token_mixer.qkv': 'attn.qkv',
+    'token_mixer.dwc': 'attn.dwc',
+    'token_mixer.proj': 'attn.proj',
+    'norm1': 'norm1', 'norm2': 'norm2', 'mlp.fc1': 'mlp.fc1',
+    'mlp.fc2': 'mlp.fc2',
+}
+
+
+def official_name(key):
+    """Our key -> the official classification checkpoint's key."""
+    module, _, param = key.rpartition('.')
+    stem = {'stem.0.conv': 0, 'stem.0.bn': 1, 'stem.1.conv': 3,
+            'stem.1.bn': 4}
+    if module in stem:
+        return f'patch_embed.{stem[module]}.{param}'
+    parts = module.split('.')
+    stage = int(parts[1])
+    if parts[2] == 'downsample':
+        layer = {'conv': 'proj', 'bn': 'norm'}[parts[3]]
+        return f'network.{2 * stage - 1}.{layer}.{param}'
+    block, inner = parts[3], '.'.join(parts[4:])
+    for ours, theirs in _OFFICIAL_BLOCK.items():
+        for g in 'qk':
+            if inner == ours.format(g=g):
+                return f'network.{2 * stage}.{block}.' \
+                       f'{theirs.format(g=g)}.{param}'
+    raise KeyError(key)
+
+
+def official_state_dict(model):
+    """Tensors of ``model`` under the official names, plus a classifier."""
+    state = {
+        official_name(k): v.clone()
+        for k, v in model.state_dict().items() if not k.startswith('norm')
+    }
+    dim = model.channels[-1]
+    state.update({
+        'norm.weight': torch.ones(dim), 'norm.bias': torch.zeros(dim),
+        'head.weight': torch.zeros(1000, dim), 'head.bias': torch.zeros(1000),
+        'dist_head.weight': torch.zeros(1000, dim),
+        'dist_head.bias': torch.zeros(1000)
+    })
+    return state
+
+
+def randomize(model):
+    with torch.no_grad():
+        for value in model.state_dict().values():
+            if value.dtype.is_floating_point:
+                value.copy_(torch.randn_like(value))
+    return model
+
+
+def test_official_layout_keys():
+    keys = set(official_state_dict(CASViT('xs')))
+    depths = [2, 2, 4, 2]
+    assert {k.split('.')[1] for k in keys if k.startswith('patch_embed')} \
+        == {'0', '1', '3', '4'}
+    assert {k.rsplit('.', 1)[0] for k in keys
+            if k.startswith('network.3.')} == {'network.3.proj',
+                                               'network.3.norm'}
+    for stage, depth in enumerate(depths):
+        blocks = {k.split('.')[2] for k in keys
+                  if k.startswith(f'network.{2 * stage}.')}
+        assert blocks == {str(j) for j in range(depth)}
+
+
+def test_load_official_checkpoint(tmp_path):
+    source = randomize(CASViT('s'))
+    path = tmp_path / 'cas_vit_s.pth'
+    torch.save({'model': official_state_dict(source), 'model_ema': {},
+                'epoch': 299}, path)
+    model = CASViT('s', init_cfg=dict(type='Pretrained',
+                                      checkpoint=str(path)))
+    before = model.norm0.weight.clone()
+    model.init_weights()
+    ours = model.state_dict()
+    for key, value in source.state_dict().items():
+        if not key.startswith('norm'):
+            assert torch.equal(ours[key], value), key
+    assert torch.equal(model.norm0.weight, before)  # not in the file
+    report = load_pretrained(CASViT('s'), str(path))
+    assert set(report.unexpected) == {
+        'norm.weight', 'norm.bias', 'head.weight', 'head.bias',
+        'dist_head.weight', 'dist_head.bias'
+    }
+    assert report.missing and all(k.startswith('norm') for k in
+                                  report.missing)
+
+
+def test_load_own_checkpoint(tmp_path):
+    source = randomize(CASViT('xs'))
+    path = tmp_path / 'det.pth'
+    state = {f'backbone.{k}': v for k, v in source.state_dict().items()}
+    state['neck.lateral_convs.0.conv.weight'] = torch.zeros(1)
+    torch.save({'state_dict': state, 'meta': {'epoch': 12}}, path)
+    model = CASViT('xs', init_cfg=dict(type='Pretrained',
+                                       checkpoint=str(path)))
+    model.init_weights()
+    for key, value in source.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+    x = torch.rand(1, 3, 64, 64)
+    for a, b in zip(model.eval()(x), source.eval()(x)):
+        assert torch.equal(a, b)
+
+
+def test_checkpoint_errors(tmp_path):
+    missing = tmp_path / 'nope.pth'
+    model = CASViT('xs', init_cfg=dict(type='Pretrained',
+                                       checkpoint=str(missing)))
+    with pytest.raises(FileNotFoundError, match='nope.pth'):
+        model.init_weights()
+    other = tmp_path / 'cas_vit_s.pth'
+    torch.save({'model': official_state_dict(CASViT('s'))}, other)
+    model = CASViT('xs', init_cfg=dict(type='Pretrained',
+                                       checkpoint=str(other)))
+    with pytest.raises(ValueError,
+                       match=r'another variant(.|\n)*stages\.1\.downsample\.'
+                       r'conv\.weight: checkpoint \(64, 48, 3, 3\) vs model '
+                       r'\(56, 48, 3, 3\)'):
+        model.init_weights()

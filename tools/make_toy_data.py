@@ -1,0 +1,154 @@
+#!/usr/bin/env python
+"""Generate the small built-in datasets (deterministic for a given seed).
+
+COCO layout (``--task coco``)::
+
+    DIR/annotations/instances_{train,val}2017.json
+    DIR/{train,val}2017/*.jpg
+
+Images show solid circles, squares and triangles of several sizes and colours
+on a noisy plain background, with boxes and polygon masks. The real
+``CocoDataset`` and ``CocoMetric`` of mmdet read them.
+
+Example::
+
+    python tools/make_toy_data.py --task coco --out data/toy_coco
+"""
+import argparse
+import json
+import math
+import os
+import os.path as osp
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+COCO_CLASSES = ('circle', 'square', 'triangle')
+
+
+def _shape_polygon(rng, kind, cx, cy, size):
+    """Vertices (N, 2) of a shape of class ``kind`` centred at (cx, cy)."""
+    r = size / 2
+    if kind == 'circle':
+        angles = np.linspace(0, 2 * math.pi, 24, endpoint=False)
+    elif kind == 'square':
+        start = rng.uniform(0, math.pi / 2)
+        angles = start + np.arange(4) * math.pi / 2
+        r = r * math.sqrt(2) * 0.85
+    else:  # triangle
+        start = rng.uniform(0, 2 * math.pi)
+        angles = start + np.arange(3) * 2 * math.pi / 3
+        r = r * 1.15
+    return np.stack([cx + r * np.cos(angles), cy + r * np.sin(angles)], 1)
+
+
+def _polygon_area(poly):
+    x, y = poly[:, 0], poly[:, 1]
+    return float(0.5 * abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
+
+
+def _background(rng, height, width):
+    base = rng.randint(0, 256, size=3)
+    noise = rng.normal(0, 12, size=(height, width, 3))
+    return np.clip(base + noise, 0, 255).astype(np.uint8)
+
+
+def _distinct_colour(rng, background):
+    while True:
+        colour = rng.randint(0, 256, size=3)
+        if np.abs(colour.astype(int) - background.astype(int)).sum() > 150:
+            return tuple(int(c) for c in colour)
+
+
+def make_coco_image(rng, size, min_objects=1, max_objects=4,
+                    min_size=16, max_size=64):
+    """One image and its objects: (PIL image, [(class, polygon), ...])."""
+    height = width = size
+    canvas = _background(rng, height, width)
+    bg_mean = canvas.reshape(-1, 3).mean(0)
+    image = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(image)
+    objects, boxes = [], []
+    for _ in range(rng.randint(min_objects, max_objects + 1)):
+        for _attempt in range(20):
+            kind = COCO_CLASSES[rng.randint(len(COCO_CLASSES))]
+            obj_size = rng.uniform(min_size, max_size)
+            cx = rng.uniform(obj_size / 2 + 2, width - obj_size / 2 - 2)
+            cy = rng.uniform(obj_size / 2 + 2, height - obj_size / 2 - 2)
+            poly = np.clip(_shape_polygon(rng, kind, cx, cy, obj_size), 0,
+                           [width - 1, height - 1])
+            box = np.concatenate([poly.min(0), poly.max(0)])
+            if all(box[2] < b[0] - 2 or box[0] > b[2] + 2 or
+                   box[3] < b[1] - 2 or box[1] > b[3] + 2 for b in boxes):
+                break
+        else:
+            continue
+        boxes.append(box)
+        draw.polygon([tuple(p) for p in poly],
+                     fill=_distinct_colour(rng, bg_mean))
+        objects.append((kind, poly))
+    return image, objects
+
+
+def write_coco(out_dir, num_train=400, num_val=100, size=160, seed=0):
+    """Write the COCO-layout toy set; return {split: annotation file}."""
+    rng = np.random.RandomState(seed)
+    categories = [dict(id=i + 1, name=n) for i, n in enumerate(COCO_CLASSES)]
+    os.makedirs(osp.join(out_dir, 'annotations'), exist_ok=True)
+    files = {}
+    ann_id = 1
+    for split, count in (('train', num_train), ('val', num_val)):
+        img_dir = osp.join(out_dir, f'{split}2017')
+        os.makedirs(img_dir, exist_ok=True)
+        images, annotations = [], []
+        for img_id in range(1, count + 1):
+            image, objects = make_coco_image(rng, size)
+            name = f'{split}_{img_id:06d}.jpg'
+            image.save(osp.join(img_dir, name), quality=95)
+            images.append(dict(id=img_id, file_name=name, width=size,
+                               height=size))
+            for kind, poly in objects:
+                x0, y0 = poly.min(0)
+                x1, y1 = poly.max(0)
+                annotations.append(dict(
+                    id=ann_id, image_id=img_id,
+                    category_id=COCO_CLASSES.index(kind) + 1,
+                    bbox=[round(float(v), 2)
+                          for v in (x0, y0, x1 - x0, y1 - y0)],
+                    area=round(_polygon_area(poly), 2),
+                    segmentation=[[round(float(v), 2)
+                                   for v in poly.reshape(-1)]],
+                    iscrowd=0))
+                ann_id += 1
+        path = osp.join(out_dir, 'annotations', f'instances_{split}2017.json')
+        with open(path, 'w') as f:
+            json.dump(dict(images=images, annotations=annotations,
+                           categories=categories), f)
+        files[split] = path
+    return files
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--task', choices=['coco'], default='coco',
+                        help='dataset layout to write')
+    parser.add_argument('--out', help='output folder (default: data/toy_<task>)')
+    parser.add_argument('--num-train', type=int, default=400)
+    parser.add_argument('--num-val', type=int, default=100)
+    parser.add_argument('--size', type=int, default=160,
+                        help='image side in pixels')
+    parser.add_argument('--seed', type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    out = args.out or osp.join('data', f'toy_{args.task}')
+    files = write_coco(out, args.num_train, args.num_val, args.size,
+                       args.seed)
+    for split, path in files.items():
+        print(f'{split}: {path}')
+
+
+if __name__ == '__main__':
+    main()
