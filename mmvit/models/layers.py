@@ -1,6 +1,29 @@
 """Layers shared by several backbone families."""
-from mmcv.cnn import build_activation_layer
+from collections import OrderedDict
+
+from mmcv.cnn import build_activation_layer, build_norm_layer
 from torch import nn
+
+
+class ConvNormAct(nn.Sequential):
+    """Conv2d -> norm -> activation, each optional after the conv.
+
+    The children are named ``conv``, ``bn`` and ``act`` (as in mmcv's
+    ``ConvModule``), but a conv bias before the norm is allowed without a
+    warning: several official checkpoints have one.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1,
+                 padding=0, groups=1, bias=True, norm_cfg=dict(type='BN'),
+                 act_cfg=None):
+        layers = OrderedDict(conv=nn.Conv2d(
+            in_channels, out_channels, kernel_size, stride, padding,
+            groups=groups, bias=bias))
+        if norm_cfg is not None:
+            layers['bn'] = build_norm_layer(norm_cfg, out_channels)[1]
+        if act_cfg is not None:
+            layers['act'] = build_activation_layer(act_cfg)
+        super().__init__(layers)
 
 
 class ConvMlp(nn.Module):

@@ -30,6 +30,24 @@ def _numpy_globals():
     return objs
 
 
+_HISTORY_METHODS = ('min', 'max', 'current', 'mean')
+
+
+def _history_buffer_getattr(obj, name, *default):
+    """Stand-in for ``builtins.getattr`` inside checkpoints.
+
+    ``HistoryBuffer.__getstate__`` pickles its statistics methods as
+    ``getattr(HistoryBuffer, 'min')``; this resolves exactly those and
+    refuses any other attribute, so allowing it does not open ``getattr`` to
+    arbitrary objects.
+    """
+    from mmengine.logging.history_buffer import HistoryBuffer
+    if obj is HistoryBuffer and name in _HISTORY_METHODS:
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(
+        f'refused getattr({obj!r}, {name!r}) while loading a checkpoint')
+
+
 def register_safe_globals():
     """Allow-list the plain data types found in mmengine/official files."""
     global _REGISTERED
@@ -37,7 +55,8 @@ def register_safe_globals():
         return
     from mmengine.logging.history_buffer import HistoryBuffer
     torch.serialization.add_safe_globals(
-        [argparse.Namespace, HistoryBuffer] + _numpy_globals())
+        [argparse.Namespace, HistoryBuffer,
+         (_history_buffer_getattr, 'builtins.getattr')] + _numpy_globals())
     _REGISTERED = True
 
 

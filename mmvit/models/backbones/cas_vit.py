@@ -13,12 +13,12 @@ Official ImageNet checkpoints (``model`` key, ``patch_embed.*``,
 import re
 
 import torch
-from mmcv.cnn import ConvModule, build_norm_layer
+from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import DropPath
 from torch import nn
 
 from mmvit.registry import MODELS
-from ..layers import ConvMlp, drop_path_rates
+from ..layers import ConvMlp, ConvNormAct, drop_path_rates
 from ..utils import MMViTBackbone, parse_arch
 
 
@@ -27,8 +27,8 @@ class SpatialGate(nn.Module):
 
     def __init__(self, channels, norm_cfg):
         super().__init__()
-        self.dw = ConvModule(channels, channels, 3, padding=1,
-                             groups=channels, bias=True, norm_cfg=norm_cfg,
+        self.dw = ConvNormAct(channels, channels, 3, padding=1,
+                               groups=channels, bias=True, norm_cfg=norm_cfg,
                              act_cfg=dict(type='ReLU'))
         self.score = nn.Conv2d(channels, 1, 1, bias=False)
 
@@ -77,9 +77,9 @@ class CASBlock(nn.Module):
         super().__init__()
         # conv1x1 -> BN -> depthwise conv3x3 -> act -> conv1x1
         self.local_integration = nn.Sequential(
-            ConvModule(channels, channels, 1, bias=True, norm_cfg=norm_cfg,
+            ConvNormAct(channels, channels, 1, bias=True, norm_cfg=norm_cfg,
                        act_cfg=None),
-            ConvModule(channels, channels, 3, padding=1, groups=channels,
+            ConvNormAct(channels, channels, 3, padding=1, groups=channels,
                        bias=True, norm_cfg=None, act_cfg=act_cfg),
             nn.Conv2d(channels, channels, 1))
         self.norm1 = build_norm_layer(norm_cfg, channels)[1]
@@ -100,7 +100,7 @@ class CASStage(nn.Module):
     def __init__(self, in_channels, channels, depth, mlp_ratio, dpr,
                  downsample, norm_cfg, act_cfg):
         super().__init__()
-        self.downsample = ConvModule(
+        self.downsample = ConvNormAct(
             in_channels, channels, 3, stride=2, padding=1, bias=True,
             norm_cfg=norm_cfg, act_cfg=None) if downsample else None
         self.blocks = nn.Sequential(*[
@@ -169,9 +169,9 @@ class CASViT(MMViTBackbone):
 
         stem_act = dict(type='ReLU')
         self.stem = nn.Sequential(
-            ConvModule(in_channels, channels[0] // 2, 3, stride=2, padding=1,
+            ConvNormAct(in_channels, channels[0] // 2, 3, stride=2, padding=1,
                        bias=True, norm_cfg=norm_cfg, act_cfg=stem_act),
-            ConvModule(channels[0] // 2, channels[0], 3, stride=2, padding=1,
+            ConvNormAct(channels[0] // 2, channels[0], 3, stride=2, padding=1,
                        bias=True, norm_cfg=norm_cfg, act_cfg=stem_act))
         dprs = drop_path_rates(depths, drop_path_rate)
         self.stages = nn.ModuleList([
