@@ -31,3 +31,15 @@ def run_tool(args, cwd=ROOT, timeout=600):
             f'{" ".join(args)} failed ({proc.returncode}):\n'
             f'{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}')
     return proc
+
+
+@pytest.fixture(scope='session')
+def toy_ade(tmp_path_factory):
+    """A tiny ADE20K-layout set written by the project's data tool."""
+    out = tmp_path_factory.mktemp('toy_ade')
+    subprocess.run([
+        sys.executable, osp.join(ROOT, 'tools', 'make_toy_data.py'),
+        '--task', 'ade', '--out', str(out), '--num-train', '4',
+        '--num-val', '2', '--size', '64'
+    ], check=True)
+    return str(out)

@@ -1,4 +1,4 @@
-"""Every config under configs/ parses and builds its model."""
+"""Every config under configs/ parses, builds its model and runs forward."""
 import glob
 import os.path as osp
 
@@ -9,42 +9,69 @@ from conftest import ROOT
 from mmvit.utils.config import load_config
 
 CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', '*.py')))
+HEADS = ('retinanet', 'mask_rcnn', 'semantic_fpn', 'upernet')
+FAMILIES = {'cas_vit': ('xs', 's', 'm', 't')}
 
 
 def build_model(cfg):
     import mmvit  # noqa: F401
-    from mmengine.registry import DefaultScope, init_default_scope
-    from mmengine.registry import MODELS
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    scope = DefaultScope.get_current_instance().scope_name
-    registry = {'mmdet': 'mmdet.registry', 'mmseg': 'mmseg.registry',
-                'mmpretrain': 'mmpretrain.registry'}[scope]
-    models = __import__(registry, fromlist=['MODELS']).MODELS
-    return models.build(cfg.model)
+    from mmengine.registry import init_default_scope
+    scope = cfg.get('default_scope', 'mmdet')
+    init_default_scope(scope)
+    registry = __import__(f'{scope}.registry', fromlist=['MODELS'])
+    return registry.MODELS.build(cfg.model)
 
 
-def test_configs_exist():
+def test_every_head_and_variant_has_a_config():
     names = {osp.basename(c) for c in CONFIGS}
-    for variant in ('xs', 's', 'm', 't'):
-        assert f'retinanet_cas_vit_{variant}.py' in names
+    for family, variants in FAMILIES.items():
+        for head in HEADS:
+            for variant in variants:
+                assert f'{head}_{family}_{variant}.py' in names
+
+
+def _forward(cfg, model, size=(96, 128)):
+    inputs = torch.rand(1, 3, *size)
+    if cfg.default_scope == 'mmdet':
+        from mmdet.structures import DetDataSample
+        sample = DetDataSample(metainfo=dict(
+            img_shape=size, ori_shape=size, pad_shape=size,
+            batch_input_shape=size, scale_factor=(1., 1.)))
+        return model._forward(inputs, [sample])
+    return model._forward(inputs)
+
+
+def _flatten(outputs):
+    if isinstance(outputs, torch.Tensor):
+        return [outputs]
+    if isinstance(outputs, (list, tuple)):
+        return [t for o in outputs for t in _flatten(o)]
+    return []
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)
-def test_config_builds(path):
+def test_config_builds_and_runs(path):
     cfg = load_config(path)
     backbone = cfg.model.backbone
     assert backbone.type.startswith('mmvit.')
+    assert 'depth' not in backbone  # no stray ResNet keys
     # the documented place of the official checkpoint
     variant = osp.basename(path)[:-3].split('_')[-1]
     assert backbone.init_cfg.checkpoint.startswith('checkpoints/')
     assert backbone.init_cfg.checkpoint.endswith(f'_{variant}.pth')
     model = build_model(cfg).eval()
-    # in_channels of the neck are those the backbone produces
-    assert list(cfg.model.neck.in_channels) == \
-        list(model.backbone.out_channels)
+    # what the backbone produces is what the neck or head expects
+    if 'neck' in cfg.model:
+        assert list(cfg.model.neck.in_channels) == \
+            list(model.backbone.out_channels)
+    else:
+        assert list(cfg.model.decode_head.in_channels) == \
+            list(model.backbone.out_channels)
+        aux = cfg.model.auxiliary_head
+        assert aux.in_channels == model.backbone.out_channels[aux.in_index]
     with torch.no_grad():
-        feats = model.extract_feat(torch.rand(1, 3, 96, 128))
-    assert len(feats) == cfg.model.neck.num_outs
+        outputs = _flatten(_forward(cfg, model))
+    assert outputs and all(torch.isfinite(t).all() for t in outputs)
 
 
 def test_retinanet_recipe():
@@ -60,5 +87,30 @@ def test_retinanet_recipe():
     assert cfg.train_dataloader.dataset.data_root == 'data/coco/'
     assert cfg.model.backbone.drop_path_rate == 0.1
     assert cfg.model.backbone.norm_eval is True
-    assert 'depth' not in cfg.model.backbone  # ResNet keys are gone
     assert cfg.model.neck.add_extra_convs == 'on_input'
+
+
+def test_segmentation_recipes():
+    fpn = load_config(osp.join(ROOT, 'configs', 'semantic_fpn_cas_vit_s.py'))
+    assert fpn.optim_wrapper.optimizer.lr == 2e-4
+    assert fpn.param_scheduler[0].power == 0.9
+    assert fpn.param_scheduler[0].end == fpn.train_cfg.max_iters == 40000
+    assert fpn.model.decode_head.num_classes == 150
+    assert fpn.model.decode_head.channels == 128
+    assert fpn.model.neck.num_outs == 4
+    assert fpn.train_dataloader.dataset.data_root == \
+        'data/ade/ADEChallengeData2016'
+    uper = load_config(osp.join(ROOT, 'configs', 'upernet_cas_vit_t.py'))
+    assert uper.optim_wrapper.optimizer.lr == 6e-5
+    assert uper.optim_wrapper.optimizer.weight_decay == 0.01
+    assert uper.optim_wrapper.paramwise_cfg.norm_decay_mult == 0.
+    assert [s.type for s in uper.param_scheduler] == ['LinearLR', 'PolyLR']
+    assert uper.param_scheduler[0].end == 1500
+    assert uper.param_scheduler[1].power == 1.0
+    assert uper.train_cfg.max_iters == 160000
+    assert uper.model.auxiliary_head.in_index == 2
+    assert uper.model.backbone.drop_path_rate == 0.1
+    mask = load_config(osp.join(ROOT, 'configs', 'mask_rcnn_cas_vit_xs.py'))
+    assert mask.optim_wrapper.optimizer.lr == 2e-4
+    assert mask.model.backbone.out_indices == (0, 1, 2, 3)
+    assert 'segm' in mask.val_evaluator.metric

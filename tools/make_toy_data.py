@@ -10,9 +10,22 @@ Images show solid circles, squares and triangles of several sizes and colours
 on a noisy plain background, with boxes and polygon masks. The real
 ``CocoDataset`` and ``CocoMetric`` of mmdet read them.
 
+ADE20K layout (``--task ade``)::
+
+    DIR/images/{training,validation}/*.jpg
+    DIR/annotations/{training,validation}/*.png
+
+Scenes of sky over floor with trees (circles), buildings (squares) and
+mountains (triangles). Annotations hold ADE20K's own 1-based class indices
+(sky 3, floor 4, tree 5, building 2, mountain 17) and 0 on a one-pixel border
+around each object, so ``reduce_zero_label=True`` ignores those pixels as it
+ignores ADE20K's unlabelled ones, and mmseg's ``ADE20KDataset`` with its 150
+classes reads the set unchanged.
+
 Example::
 
     python tools/make_toy_data.py --task coco --out data/toy_coco
+    python tools/make_toy_data.py --task ade --out data/toy_ade
 """
 import argparse
 import json
@@ -61,7 +74,7 @@ def _distinct_colour(rng, background):
 
 
 def make_coco_image(rng, size, min_objects=1, max_objects=4,
-                    min_size=16, max_size=64):
+                    min_size=20, max_size=64):
     """One image and its objects: (PIL image, [(class, polygon), ...])."""
     height = width = size
     canvas = _background(rng, height, width)
@@ -128,15 +141,71 @@ def write_coco(out_dir, num_train=400, num_val=100, size=160, seed=0):
     return files
 
 
+# ADE20K's 1-based indices of the classes the toy scenes use.
+ADE_LABELS = dict(building=2, sky=3, floor=4, tree=5, mountain=17)
+_ADE_SHAPES = dict(circle='tree', square='building', triangle='mountain')
+
+
+def make_ade_image(rng, size):
+    """One scene: (PIL RGB image, PIL 'L' label map of ADE20K indices)."""
+    height = width = size
+    horizon = int(rng.uniform(0.35, 0.7) * height)
+    labels = np.full((height, width), ADE_LABELS['floor'], np.uint8)
+    labels[:horizon] = ADE_LABELS['sky']
+    sky = np.array([rng.randint(90, 160), rng.randint(150, 210),
+                    rng.randint(200, 256)])
+    floor = np.array([rng.randint(90, 150), rng.randint(60, 110),
+                      rng.randint(30, 80)])
+    canvas = np.where(labels[..., None] == ADE_LABELS['sky'], sky, floor)
+    canvas = np.clip(canvas + rng.normal(0, 10, canvas.shape), 0, 255)
+    image = Image.fromarray(canvas.astype(np.uint8))
+    label_img = Image.fromarray(labels)
+    draw, draw_label = ImageDraw.Draw(image), ImageDraw.Draw(label_img)
+    for _ in range(rng.randint(1, 5)):
+        kind = COCO_CLASSES[rng.randint(len(COCO_CLASSES))]
+        obj_size = rng.uniform(size * 0.15, size * 0.4)
+        cx = rng.uniform(obj_size / 2, width - obj_size / 2)
+        cy = rng.uniform(obj_size / 2, height - obj_size / 2)
+        poly = [tuple(p) for p in _shape_polygon(rng, kind, cx, cy, obj_size)]
+        colour = tuple(int(c) for c in rng.randint(0, 256, size=3))
+        draw.polygon(poly, fill=colour)
+        draw_label.polygon(poly, fill=ADE_LABELS[_ADE_SHAPES[kind]], outline=0)
+    return image, label_img
+
+
+def write_ade(out_dir, num_train=200, num_val=50, size=128, seed=0):
+    """Write the ADE20K-layout toy set; return {split: image folder}."""
+    rng = np.random.RandomState(seed)
+    folders = {}
+    for split, count in (('training', num_train), ('validation', num_val)):
+        img_dir = osp.join(out_dir, 'images', split)
+        ann_dir = osp.join(out_dir, 'annotations', split)
+        os.makedirs(img_dir, exist_ok=True)
+        os.makedirs(ann_dir, exist_ok=True)
+        for index in range(1, count + 1):
+            image, labels = make_ade_image(rng, size)
+            name = f'ADE_toy_{split}_{index:06d}'
+            image.save(osp.join(img_dir, name + '.jpg'), quality=95)
+            labels.save(osp.join(ann_dir, name + '.png'))
+        folders[split] = img_dir
+    return folders
+
+
+WRITERS = dict(coco=write_coco, ade=write_ade)
+DEFAULT_SIZES = dict(coco=(400, 100, 160), ade=(200, 50, 128))
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--task', choices=['coco'], default='coco',
+    parser.add_argument('--task', choices=sorted(WRITERS), default='coco',
                         help='dataset layout to write')
     parser.add_argument('--out', help='output folder (default: data/toy_<task>)')
-    parser.add_argument('--num-train', type=int, default=400)
-    parser.add_argument('--num-val', type=int, default=100)
-    parser.add_argument('--size', type=int, default=160,
-                        help='image side in pixels')
+    parser.add_argument('--num-train', type=int,
+                        help='training images (coco: 400, ade: 200)')
+    parser.add_argument('--num-val', type=int,
+                        help='validation images (coco: 100, ade: 50)')
+    parser.add_argument('--size', type=int,
+                        help='image side in pixels (coco: 160, ade: 128)')
     parser.add_argument('--seed', type=int, default=0)
     return parser.parse_args(argv)
 
@@ -144,8 +213,10 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     out = args.out or osp.join('data', f'toy_{args.task}')
-    files = write_coco(out, args.num_train, args.num_val, args.size,
-                       args.seed)
+    num_train, num_val, size = DEFAULT_SIZES[args.task]
+    files = WRITERS[args.task](
+        out, args.num_train or num_train, args.num_val or num_val,
+        args.size or size, args.seed)
     for split, path in files.items():
         print(f'{split}: {path}')
 

@@ -31,10 +31,28 @@ def default_work_dir(config_path):
 
 
 def setup_launcher(cfg, launcher):
-    """Record the launcher; without CUDA, distributed runs use gloo."""
+    """Record the launcher; without CUDA, distributed runs use gloo on CPU.
+
+    mmengine's own initialisation calls ``torch.cuda.set_device`` and gives
+    DDP ``device_ids=[LOCAL_RANK]``, both of which fail without a GPU. On a
+    machine without CUDA the gloo process group is therefore started here
+    (torchrun's environment variables) and DDP wraps the CPU model with
+    ``device_ids=None``.
+    """
     cfg.launcher = launcher
-    if launcher != 'none':
-        os.environ.setdefault('LOCAL_RANK', '0')
-        if not torch.cuda.is_available():
-            env_cfg = cfg.setdefault('env_cfg', {})
-            env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
+    if launcher == 'none':
+        return
+    os.environ.setdefault('LOCAL_RANK', '0')
+    if torch.cuda.is_available():
+        return
+    env_cfg = cfg.setdefault('env_cfg', {})
+    env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel', broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
+    if launcher == 'pytorch':
+        import torch.distributed as dist
+        if not dist.is_initialized():
+            dist.init_process_group(backend='gloo')

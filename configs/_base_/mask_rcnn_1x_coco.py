@@ -1,0 +1,18 @@
+# Mask R-CNN 1x on COCO 2017 (data/coco/), boxes and masks: 12 epochs, lr
+# x0.1 at epochs 8 and 11, 500-iteration warm-up, total batch 16 (8 x 2),
+# AdamW lr 1e-4, weight decay 0.05, none on norms (mmdet's transformer
+# recipe). Family bases replace the backbone and the FPN's in_channels.
+_base_ = [
+    'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
+    'mmdet::_base_/datasets/coco_instance.py',
+    'mmdet::_base_/schedules/schedule_1x.py',
+    'mmdet::_base_/default_runtime.py',
+]
+
+train_dataloader = dict(batch_size=2, num_workers=2)
+optim_wrapper = dict(
+    _delete_=True,
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05),
+    paramwise_cfg=dict(norm_decay_mult=0.))
+auto_scale_lr = dict(enable=False, base_batch_size=16)

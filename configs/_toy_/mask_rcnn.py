@@ -1,0 +1,31 @@
+# Overlay: any Mask R-CNN config on the built-in toy COCO data (boxes and
+# polygon masks), on CPU, evaluated with box and mask AP.
+#   python tools/train.py configs/mask_rcnn_cas_vit_s.py \
+#       --overlay configs/_toy_/mask_rcnn.py
+_base_ = ['./coco.py']
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='Resize', scale={{_base_.img_scale}}, keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale={{_base_.img_scale}}, keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(
+        type='PackDetInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                   'scale_factor')),
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(metric=['bbox', 'segm'])
+test_evaluator = val_evaluator
+
+model = dict(
+    roi_head=dict(
+        bbox_head=dict(num_classes=3), mask_head=dict(num_classes=3)))
