@@ -30,7 +30,9 @@ def test_coco_layout_is_deterministic_and_read_by_cocodataset(
     assert {c['name'] for c in ann['categories']} == {'circle', 'square',
                                                       'triangle'}
     sizes = [max(a['bbox'][2:]) for a in ann['annotations']]
-    assert min(sizes) < 40 < max(sizes)  # several object sizes
+    assert max(sizes) > 1.5 * min(sizes)  # several object sizes
+    assert all(0 <= a['bbox'][0] and a['bbox'][0] + a['bbox'][2] <= 96
+               for a in ann['annotations'])  # whole objects, none clipped
     assert all(len(a['segmentation'][0]) >= 6 for a in ann['annotations'])
 
     from mmdet.datasets import CocoDataset

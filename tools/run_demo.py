@@ -153,9 +153,10 @@ def main():
     show_dir = osp.join(work_dir, 'predictions')
     for folder in (test_dir, show_dir):
         shutil.rmtree(folder, ignore_errors=True)
-    options = []
     if task == 'coco':
         options = ['--cfg-options', 'default_hooks.visualization.score_thr=0.3']
+    else:  # mmseg's hook draws every `interval`-th image only
+        options = ['--cfg-options', 'default_hooks.visualization.interval=1']
     run([py, 'tools/test.py', config, checkpoint, '--overlay', overlay,
          '--work-dir', test_dir, '--show-dir', show_dir] + options)
     metrics_file = latest(osp.join(test_dir, '*', '*.json'))

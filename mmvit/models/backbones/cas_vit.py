@@ -28,8 +28,8 @@ class SpatialGate(nn.Module):
     def __init__(self, channels, norm_cfg):
         super().__init__()
         self.dw = ConvNormAct(channels, channels, 3, padding=1,
-                               groups=channels, bias=True, norm_cfg=norm_cfg,
-                             act_cfg=dict(type='ReLU'))
+                              groups=channels, bias=True, norm_cfg=norm_cfg,
+                              act_cfg=dict(type='ReLU'))
         self.score = nn.Conv2d(channels, 1, 1, bias=False)
 
     def forward(self, x):
@@ -48,7 +48,7 @@ class ChannelGate(nn.Module):
 
 
 class AdditiveTokenMixer(nn.Module):
-    """CATM: proj(dwc(G_k(q) + G_q(k)) * v), each gate spatial then channel."""
+    """CATM: proj(dwc(G_q(q) + G_k(k)) * v), each gate spatial then channel."""
 
     def __init__(self, channels, norm_cfg, qkv_bias=False, drop=0.):
         super().__init__()
@@ -78,9 +78,9 @@ class CASBlock(nn.Module):
         # conv1x1 -> BN -> depthwise conv3x3 -> act -> conv1x1
         self.local_integration = nn.Sequential(
             ConvNormAct(channels, channels, 1, bias=True, norm_cfg=norm_cfg,
-                       act_cfg=None),
+                        act_cfg=None),
             ConvNormAct(channels, channels, 3, padding=1, groups=channels,
-                       bias=True, norm_cfg=None, act_cfg=act_cfg),
+                        bias=True, norm_cfg=None, act_cfg=act_cfg),
             nn.Conv2d(channels, channels, 1))
         self.norm1 = build_norm_layer(norm_cfg, channels)[1]
         self.token_mixer = AdditiveTokenMixer(channels, norm_cfg)
@@ -169,10 +169,12 @@ class CASViT(MMViTBackbone):
 
         stem_act = dict(type='ReLU')
         self.stem = nn.Sequential(
-            ConvNormAct(in_channels, channels[0] // 2, 3, stride=2, padding=1,
-                       bias=True, norm_cfg=norm_cfg, act_cfg=stem_act),
-            ConvNormAct(channels[0] // 2, channels[0], 3, stride=2, padding=1,
-                       bias=True, norm_cfg=norm_cfg, act_cfg=stem_act))
+            ConvNormAct(in_channels, channels[0] // 2, 3, stride=2,
+                        padding=1, bias=True, norm_cfg=norm_cfg,
+                        act_cfg=stem_act),
+            ConvNormAct(channels[0] // 2, channels[0], 3, stride=2,
+                        padding=1, bias=True, norm_cfg=norm_cfg,
+                        act_cfg=stem_act))
         dprs = drop_path_rates(depths, drop_path_rate)
         self.stages = nn.ModuleList([
             CASStage(channels[max(i - 1, 0)], channels[i], depths[i],
