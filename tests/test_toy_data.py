@@ -36,6 +36,8 @@ def test_coco_layout_is_deterministic_and_read_by_cocodataset(
     assert all(len(a['segmentation'][0]) >= 6 for a in ann['annotations'])
 
     from mmdet.datasets import CocoDataset
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
     dataset = CocoDataset(
         data_root=toy_coco + '/',
         ann_file='annotations/instances_train2017.json',
@@ -43,7 +45,7 @@ def test_coco_layout_is_deterministic_and_read_by_cocodataset(
         metainfo=dict(classes=('circle', 'square', 'triangle')),
         pipeline=[
             dict(type='LoadImageFromFile'),
-            dict(type='mmdet.LoadAnnotations', with_bbox=True, with_mask=True)
+            dict(type='LoadAnnotations', with_bbox=True, with_mask=True)
         ])
     sample = dataset[0]
     assert sample['img'].shape == (96, 96, 3)
@@ -53,7 +55,9 @@ def test_coco_layout_is_deterministic_and_read_by_cocodataset(
 
 
 def test_ade_layout_read_by_ade20kdataset(toy_ade):
+    from mmengine.registry import init_default_scope
     from mmseg.datasets import ADE20KDataset
+    init_default_scope('mmseg')
     dataset = ADE20KDataset(
         data_root=toy_ade + '/',
         data_prefix=dict(img_path='images/validation',
