@@ -38,7 +38,7 @@ DEMOS = {
     'semantic_fpn': ('configs/semantic_fpn_cas_vit_s.py',
                      'configs/_toy_/ade.py', 'ade', 'data/toy_ade',
                      ['mIoU', 'aAcc'], ['loss', 'decode.loss_ce']),
-    'upernet': ('configs/upernet_cas_vit_s.py', 'configs/_toy_/ade.py',
+    'upernet': ('configs/upernet_cas_vit_s.py', 'configs/_toy_/upernet.py',
                 'ade', 'data/toy_ade', ['mIoU', 'aAcc'],
                 ['loss', 'decode.loss_ce', 'aux.loss_ce']),
 }

@@ -1,18 +1,10 @@
 # CAS-ViT Mask R-CNN 1x with the paper's recipe: AdamW lr 2e-4, weight decay
 # 1e-4, total batch 32 (8 GPUs x 4), FPN over all four stages, BatchNorm
 # statistics frozen.
-_base_ = ['./mask_rcnn_1x_coco.py']
+_base_ = ['./mask_rcnn_1x_coco.py', './cas_vit.py']
 
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='mmvit.CASViT',
-        arch='s',
-        out_indices=(0, 1, 2, 3),
-        norm_eval=True,
-        drop_path_rate=0.,
-        init_cfg=dict(
-            type='Pretrained', checkpoint='checkpoints/cas_vit_s.pth')),
+    backbone=_base_.cas_vit_backbone,
     neck=dict(in_channels=[48, 64, 128, 256], num_outs=5))
 train_dataloader = dict(batch_size=4, num_workers=4)
 optim_wrapper = dict(

@@ -4,18 +4,10 @@
 # official `start_level=1` over all four stages (P3-P7, extra levels from
 # the last input) without building an output norm that would receive no
 # gradient (DDP stops on such parameters).
-_base_ = ['./retinanet_1x_coco.py']
+_base_ = ['./retinanet_1x_coco.py', './cas_vit.py']
 
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='mmvit.CASViT',
-        arch='s',
-        out_indices=(1, 2, 3),
-        norm_eval=True,
-        drop_path_rate=0.,
-        init_cfg=dict(
-            type='Pretrained', checkpoint='checkpoints/cas_vit_s.pth')),
+    backbone=dict(_base_.cas_vit_backbone, out_indices=(1, 2, 3)),
     neck=dict(
         in_channels=[64, 128, 256],
         start_level=0,

@@ -26,6 +26,11 @@ test_dataloader = val_dataloader
 val_evaluator = dict(metric=['bbox', 'segm'])
 test_evaluator = val_evaluator
 
+# At most four objects per image: 128 sampled RoIs per image instead of 512
+# (and 500 proposals instead of 1000) keep the RoI heads affordable on CPU.
 model = dict(
     roi_head=dict(
-        bbox_head=dict(num_classes=3), mask_head=dict(num_classes=3)))
+        bbox_head=dict(num_classes=3), mask_head=dict(num_classes=3)),
+    train_cfg=dict(
+        rpn_proposal=dict(nms_pre=1000, max_per_img=500),
+        rcnn=dict(sampler=dict(num=128))))
