@@ -140,7 +140,7 @@ def main():
     if not args.skip_baseline:
         metrics = evaluate_untrained(config, overlay,
                                      osp.join(work_dir, 'untrained'))
-        baseline = {k: metrics.get(k, 0.0) for k in metric_keys}
+        baseline = {k: float(metrics.get(k, 0.0)) for k in metric_keys}
 
     train_dir = osp.join(work_dir, 'train')
     shutil.rmtree(train_dir, ignore_errors=True)
@@ -169,7 +169,7 @@ def main():
     grid_png = osp.join(work_dir, 'predictions.png')
     montage(show_dir, grid_png)
     summary = dict(config=config, overlay=overlay, checkpoint=checkpoint)
-    summary.update({k: metrics[k] for k in metric_keys})
+    summary.update({k: float(metrics[k]) for k in metric_keys})
     summary.update({f'untrained {k}': v for k, v in baseline.items()})
     summary.update(metrics_json=metrics_file, loss_curve=loss_png,
                    predictions=show_dir, predictions_grid=grid_png,
