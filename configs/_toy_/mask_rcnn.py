@@ -35,12 +35,13 @@ model = dict(
         rpn_proposal=dict(nms_pre=1000, max_per_img=500),
         rcnn=dict(sampler=dict(num=128))))
 
-# A shorter run than RetinaNet's (its RoI heads cost more per iteration):
-# 8 epochs, lr x0.1 at epoch 6.
-train_cfg = dict(max_epochs=8, val_interval=8)
+# Mask R-CNN's RoI heads make an iteration about 4.5x as costly as
+# RetinaNet's here (4.4 s against 0.96 s at batch 8 on 2 cores): 3 epochs,
+# lr x0.1 at epoch 3's start.
+train_cfg = dict(max_epochs=3, val_interval=3)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
          end=50),
-    dict(type='MultiStepLR', begin=0, end=8, by_epoch=True, milestones=[6],
+    dict(type='MultiStepLR', begin=0, end=3, by_epoch=True, milestones=[2],
          gamma=0.1),
 ]
