@@ -9,16 +9,21 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 
-@pytest.fixture(scope='session')
-def toy_coco(tmp_path_factory):
-    """A tiny COCO-layout set written by the project's data tool."""
-    out = tmp_path_factory.mktemp('toy_coco')
+def write_toy_data(tmp_path_factory, task, num_train, num_val, size):
+    """Write a tiny data set of ``task`` layout with the project's tool."""
+    out = tmp_path_factory.mktemp(f'toy_{task}')
     subprocess.run([
         sys.executable, osp.join(ROOT, 'tools', 'make_toy_data.py'),
-        '--task', 'coco', '--out', str(out), '--num-train', '8',
-        '--num-val', '4', '--size', '96'
+        '--task', task, '--out', str(out), '--num-train', str(num_train),
+        '--num-val', str(num_val), '--size', str(size)
     ], check=True)
     return str(out)
+
+
+@pytest.fixture(scope='session')
+def toy_coco(tmp_path_factory):
+    """A tiny COCO-layout set: 8 train / 4 val images of 96 px."""
+    return write_toy_data(tmp_path_factory, 'coco', 8, 4, 96)
 
 
 def run_tool(args, cwd=ROOT, timeout=600):
@@ -35,11 +40,5 @@ def run_tool(args, cwd=ROOT, timeout=600):
 
 @pytest.fixture(scope='session')
 def toy_ade(tmp_path_factory):
-    """A tiny ADE20K-layout set written by the project's data tool."""
-    out = tmp_path_factory.mktemp('toy_ade')
-    subprocess.run([
-        sys.executable, osp.join(ROOT, 'tools', 'make_toy_data.py'),
-        '--task', 'ade', '--out', str(out), '--num-train', '4',
-        '--num-val', '2', '--size', '64'
-    ], check=True)
-    return str(out)
+    """A tiny ADE20K-layout set: 4 train / 2 val scenes of 64 px."""
+    return write_toy_data(tmp_path_factory, 'ade', 4, 2, 64)

@@ -53,15 +53,9 @@ def main(argv=None):
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
-    from mmvit.utils.config import (default_work_dir, load_config,
-                                    setup_launcher)
+    from mmvit.utils.config import prepare_config
 
-    cfg = load_config(args.config, args.overlay, args.cfg_options)
-    setup_launcher(cfg, args.launcher)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = default_work_dir(args.config)
+    cfg = prepare_config(args)
 
     if args.amp:
         if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':

@@ -3,7 +3,7 @@ import os
 import os.path as osp
 
 import torch
-from mmengine.config import Config, DictAction  # noqa: F401
+from mmengine.config import Config
 
 
 def load_config(path, overlays=(), cfg_options=None):
@@ -26,8 +26,21 @@ def load_config(path, overlays=(), cfg_options=None):
     return cfg
 
 
-def default_work_dir(config_path):
-    return osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+def prepare_config(args):
+    """The config that tools/train.py and tools/test.py run.
+
+    Reads ``args.config`` with ``args.overlay`` and ``args.cfg_options``,
+    sets up the launcher and the work dir (``--work-dir``, else the
+    config's, else ``./work_dirs/<config name>``).
+    """
+    cfg = load_config(args.config, args.overlay, args.cfg_options)
+    setup_launcher(cfg, args.launcher)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join(
+            './work_dirs', osp.splitext(osp.basename(args.config))[0])
+    return cfg
 
 
 def setup_launcher(cfg, launcher):
