@@ -42,3 +42,38 @@ def run_tool(args, cwd=ROOT, timeout=600):
 def toy_ade(tmp_path_factory):
     """A tiny ADE20K-layout set: 4 train / 2 val scenes of 64 px."""
     return write_toy_data(tmp_path_factory, 'ade', 4, 2, 64)
+
+
+def make_runner(cfg, work_dir):
+    """An mmengine Runner for ``cfg`` on CPU: no worker processes, seed 0."""
+    import mmvit  # noqa: F401
+    from mmengine.runner import Runner
+    cfg.work_dir = str(work_dir)
+    cfg.randomness = dict(seed=0)
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[loader].num_workers = 0
+        cfg[loader].persistent_workers = False
+    cfg.default_hooks.logger.interval = 1
+    return Runner.from_cfg(cfg)
+
+
+def use_toy_coco(cfg, data_root):
+    """Point every loader and evaluator of a detection config at data_root."""
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[loader].dataset.data_root = data_root + '/'
+    for evaluator in ('val_evaluator', 'test_evaluator'):
+        cfg[evaluator].ann_file = \
+            f'{data_root}/annotations/instances_val2017.json'
+    return cfg
+
+
+def randomize(model):
+    """Small random weights and valid (positive) BatchNorm variances."""
+    import torch
+    with torch.no_grad():
+        for key, value in model.state_dict().items():
+            if value.dtype.is_floating_point:
+                value.copy_(torch.randn_like(value) * 0.05)
+            if key.endswith('running_var'):
+                value.abs_().add_(0.5)
+    return model

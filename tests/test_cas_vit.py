@@ -2,6 +2,7 @@ import pytest
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from conftest import randomize
 from mmvit.models import CASViT
 from mmvit.models.utils.checkpoint import load_pretrained
 
@@ -175,17 +176,6 @@ def official_state_dict(model):
         'dist_head.bias': torch.zeros(1000)
     })
     return state
-
-
-def randomize(model):
-    """Small random weights and valid (positive) BatchNorm variances."""
-    with torch.no_grad():
-        for key, value in model.state_dict().items():
-            if value.dtype.is_floating_point:
-                value.copy_(torch.randn_like(value) * 0.05)
-            if key.endswith('running_var'):
-                value.abs_().add_(0.5)
-    return model
 
 
 def test_official_layout_keys():

@@ -10,7 +10,10 @@ from mmvit.utils.config import load_config
 
 CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', '*.py')))
 HEADS = ('retinanet', 'mask_rcnn', 'semantic_fpn', 'upernet')
-FAMILIES = {'cas_vit': ('xs', 's', 'm', 't')}
+FAMILIES = {
+    'cas_vit': ('xs', 's', 'm', 't'),
+    'cmt': ('ti', 'xs', 's', 'b'),
+}
 
 
 def build_model(cfg):
@@ -114,3 +117,18 @@ def test_segmentation_recipes():
     assert mask.optim_wrapper.optimizer.lr == 2e-4
     assert mask.model.backbone.out_indices == (0, 1, 2, 3)
     assert 'segm' in mask.val_evaluator.metric
+
+
+@pytest.mark.parametrize('head', HEADS)
+def test_cmt_recipe(head):
+    cfg = load_config(osp.join(ROOT, 'configs', f'{head}_cmt_s.py'))
+    optim = cfg.optim_wrapper
+    assert optim.optimizer.type == 'AdamW'
+    assert optim.optimizer.lr == 1e-4
+    assert optim.optimizer.weight_decay == 0.05
+    assert optim.paramwise_cfg.norm_decay_mult == 0.
+    assert optim.paramwise_cfg.custom_keys['pos_bias'].decay_mult == 0.
+    assert '_delete_' not in optim
+    backbone = cfg.model.backbone
+    assert backbone.type == 'mmvit.CMT' and backbone.arch == 's'
+    assert backbone.init_cfg.checkpoint == 'checkpoints/cmt_s.pth'

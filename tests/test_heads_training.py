@@ -5,36 +5,21 @@ import os.path as osp
 import pytest
 import torch
 
-from conftest import ROOT
+from conftest import ROOT, make_runner, use_toy_coco
 from mmvit.utils.config import load_config
-
-
-def _runner(cfg, work_dir):
-    import mmvit  # noqa: F401
-    from mmengine.runner import Runner
-    cfg.work_dir = str(work_dir)
-    cfg.randomness = dict(seed=0)
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        cfg[loader].num_workers = 0
-        cfg[loader].persistent_workers = False
-    cfg.default_hooks.logger.interval = 1
-    return Runner.from_cfg(cfg)
 
 
 def test_mask_rcnn_trains_and_validates(toy_coco, tmp_path):
     cfg = load_config(
         osp.join(ROOT, 'configs', 'mask_rcnn_cas_vit_xs.py'),
         [osp.join(ROOT, 'configs', '_toy_', 'mask_rcnn.py')])
+    use_toy_coco(cfg, toy_coco)
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        cfg[loader].dataset.data_root = toy_coco + '/'
         cfg[loader].batch_size = 4
-    for evaluator in ('val_evaluator', 'test_evaluator'):
-        cfg[evaluator].ann_file = \
-            f'{toy_coco}/annotations/instances_val2017.json'
     cfg.train_cfg.max_epochs = 1
     cfg.train_cfg.val_interval = 1
     cfg.train_dataloader.dataset.indices = 4  # one iteration
-    runner = _runner(cfg, tmp_path)
+    runner = make_runner(cfg, tmp_path)
     before = runner.model.backbone.stem[0].conv.weight.detach().clone()
     runner.train()
     assert runner.iter == 1
@@ -55,7 +40,7 @@ def test_segmentor_trains_and_validates(head, toy_ade, tmp_path):
     cfg.train_cfg.max_iters = 2
     cfg.train_cfg.val_interval = 2
     cfg.param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False)]
-    runner = _runner(cfg, tmp_path)
+    runner = make_runner(cfg, tmp_path)
     runner.train()
     assert runner.iter == 2
     metrics = runner.val_loop.run()

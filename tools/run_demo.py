@@ -1,7 +1,8 @@
 #!/usr/bin/env python
-"""Train and evaluate a CAS-ViT model on the built-in data, on CPU.
+"""Train and evaluate a model on the built-in data, on CPU.
 
-``make demo`` runs the RetinaNet demo; ``--head`` picks another head:
+``make demo`` runs the CAS-ViT-S RetinaNet demo; ``--head`` picks another
+head and ``--config`` another config of that head (e.g. another backbone):
 
 1. writes the toy data set (tools/make_toy_data.py) if it is missing;
 2. evaluates the untrained model (the baseline);
@@ -10,7 +11,7 @@
 5. plots the loss curve, makes a PNG grid of predictions, prints a summary.
 
 Everything lands under work_dirs/demo_<head>/ (work_dirs/demo/ for
-RetinaNet).
+RetinaNet; work_dirs/demo_<config name>/ with --config).
 """
 import argparse
 import glob
@@ -123,14 +124,28 @@ def main():
     parser.add_argument('--work-dir',
                         help='default: work_dirs/demo (RetinaNet) or '
                         'work_dirs/demo_<head>')
+    parser.add_argument('--config',
+                        help='a config of the chosen head (default: its '
+                        'CAS-ViT-S config), e.g. configs/retinanet_cmt_s.py')
     parser.add_argument('--skip-baseline', action='store_true',
                         help='do not evaluate the untrained model')
     args = parser.parse_args()
     config, overlay, task, data, metric_keys, loss_keys = DEMOS[args.head]
+    if args.config:
+        name = osp.basename(args.config)
+        if not name.startswith(args.head + '_'):
+            parser.error(f'--config {args.config} is not a {args.head} '
+                         f'config (expected configs/{args.head}_*.py)')
+        config = args.config
     os.chdir(ROOT)
     start = time.time()
-    work_dir = args.work_dir or ('work_dirs/demo' if args.head == 'retinanet'
-                                 else f'work_dirs/demo_{args.head}')
+    if args.work_dir:
+        work_dir = args.work_dir
+    elif args.config:
+        work_dir = f'work_dirs/demo_{osp.basename(config)[:-3]}'
+    else:
+        work_dir = ('work_dirs/demo' if args.head == 'retinanet' else
+                    f'work_dirs/demo_{args.head}')
     py = sys.executable
 
     if not osp.isdir(data):

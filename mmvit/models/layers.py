@@ -10,19 +10,23 @@ class ConvNormAct(nn.Sequential):
 
     The children are named ``conv``, ``bn`` and ``act`` (as in mmcv's
     ``ConvModule``), but a conv bias before the norm is allowed without a
-    warning: several official checkpoints have one.
+    warning: several official checkpoints have one. ``act_first=True``
+    applies the activation before the norm (CMT's order).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1,
                  padding=0, groups=1, bias=True, norm_cfg=dict(type='BN'),
-                 act_cfg=None):
+                 act_cfg=None, act_first=False):
         layers = OrderedDict(conv=nn.Conv2d(
             in_channels, out_channels, kernel_size, stride, padding,
             groups=groups, bias=bias))
-        if norm_cfg is not None:
-            layers['bn'] = build_norm_layer(norm_cfg, out_channels)[1]
-        if act_cfg is not None:
-            layers['act'] = build_activation_layer(act_cfg)
+        norm = None if norm_cfg is None else build_norm_layer(
+            norm_cfg, out_channels)[1]
+        act = None if act_cfg is None else build_activation_layer(act_cfg)
+        for name, layer in ((('act', act), ('bn', norm)) if act_first else
+                            (('bn', norm), ('act', act))):
+            if layer is not None:
+                layers[name] = layer
         super().__init__(layers)
 
 

@@ -1,3 +1,4 @@
 from .cas_vit import CASViT
+from .cmt import CMT
 
-__all__ = ['CASViT']
+__all__ = ['CASViT', 'CMT']

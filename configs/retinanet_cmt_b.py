@@ -1,0 +1,8 @@
+_base_ = ['./_base_/retinanet_cmt.py']
+
+model = dict(
+    backbone=dict(
+        arch='b',
+        drop_path_rate=0.1,
+        init_cfg=dict(checkpoint='checkpoints/cmt_b.pth')),
+    neck=dict(in_channels=[152, 304, 608]))

@@ -1,0 +1,8 @@
+_base_ = ['./_base_/semantic_fpn_cmt.py']
+
+model = dict(
+    backbone=dict(
+        arch='xs',
+        drop_path_rate=0.1,
+        init_cfg=dict(checkpoint='checkpoints/cmt_xs.pth')),
+    neck=dict(in_channels=[52, 104, 208, 416]))

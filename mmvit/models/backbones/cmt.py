@@ -1,0 +1,412 @@
+"""CMT: Convolutional Neural Networks Meet Vision Transformers.
+
+A convolutional stem, then four stages, each a 2x2 stride-2 patch embedding
+(LayerNorm) followed by blocks of
+
+* a local perception unit: ``x + dwconv3x3(x)``,
+* lightweight multi-head self-attention (LMHSA) whose keys and values come
+  from a map reduced by a depthwise ``sr x sr`` stride-``sr`` convolution,
+  with a learned relative position bias ``B`` added to the logits,
+* an inverted residual feed-forward network (IRFFN),
+
+giving maps at strides 4, 8, 16 and 32, each through an output LayerNorm.
+
+Resolution-free position bias
+-----------------------------
+The official network learns one bias tensor per stage, shared by the blocks
+of the stage, of shape ``(heads, Hq*Wq, Hk*Wk)`` for the query and key grids
+of its training resolution (e.g. 56x56 queries and 7x7 keys in CMT-S's first
+stage at 224). We keep that tensor as it is, so official checkpoints load
+unchanged, and view it as a 4-D table over ``(Hq, Wq, Hk, Wk)``. For another
+input size it is resized to the actual grids by separable bicubic
+interpolation: first over the query grid, then over the key grid (the
+tensor product of two 2-D bicubic resizes is the 4-D bicubic resize). At the
+training resolution the stored tensor is used as it is, with no
+interpolation. The resize happens once per stage and forward, and every block
+of the stage uses the result; outside training (or when the table is frozen)
+the result is also kept for the next forwards of the same shape, until the
+table changes (the cache holds the two most recent shapes).
+
+Sizes that are not multiples of the strides: a patch embedding pads its
+input on the right and bottom to an even size, and the key/value reduction
+pads its input to a multiple of ``sr``, so a stage's grid is
+``ceil(H / 2)`` of the previous one and its key grid ``ceil(H / sr)``.
+
+Official ImageNet checkpoints (``model`` key, ``stem_conv1``, ``blocks_a``,
+``relative_pos_a`` ...) load through ``init_cfg=dict(type='Pretrained',
+checkpoint=...)``; see :meth:`CMT.convert_checkpoint`.
+"""
+import math
+import re
+from collections import OrderedDict
+
+import torch
+import torch.nn.functional as F
+from mmcv.cnn import build_norm_layer
+from mmcv.cnn.bricks import DropPath
+from torch import nn
+
+from mmvit.registry import MODELS
+from ..layers import ConvNormAct, drop_path_rates
+from ..utils import MMViTBackbone, parse_arch
+
+_GELU = dict(type='GELU')
+
+
+def _pad_to_multiple(x, multiple):
+    """Zero-pad an NCHW map on the right and bottom to ``multiple``."""
+    pad_h, pad_w = -x.shape[2] % multiple, -x.shape[3] % multiple
+    if pad_h or pad_w:
+        x = F.pad(x, (0, pad_w, 0, pad_h))
+    return x
+
+
+def _tokens_to_map(x, size):
+    batch, _, channels = x.shape
+    return x.permute(0, 2, 1).reshape(batch, channels, *size)
+
+
+class ResizableRelativePositionBias(nn.Module):
+    """A ``(heads, Nq, Nk)`` bias learned at one query/key grid, usable at any.
+
+    Args:
+        num_heads (int): attention heads.
+        q_size (tuple[int, int]): query grid of the training resolution.
+        k_size (tuple[int, int]): key grid of the training resolution.
+    """
+    cache_size = 2
+
+    def __init__(self, num_heads, q_size, k_size):
+        super().__init__()
+        self.num_heads = num_heads
+        self.q_size, self.k_size = tuple(q_size), tuple(k_size)
+        self.table = nn.Parameter(
+            torch.randn(num_heads, math.prod(q_size), math.prod(k_size)))
+        self._cache = OrderedDict()
+
+    def resize(self, q_size, k_size):
+        """The table interpolated (bicubic) to the given grids."""
+        heads, (hq, wq), (hk, wk) = self.num_heads, self.q_size, self.k_size
+        table = self.table.reshape(heads, hq, wq, hk * wk)
+        if (hq, wq) != tuple(q_size):
+            table = F.interpolate(
+                table.permute(0, 3, 1, 2), size=q_size, mode='bicubic',
+                align_corners=False).permute(0, 2, 3, 1)
+        num_q = q_size[0] * q_size[1]
+        table = table.reshape(heads, num_q, hk, wk)
+        if (hk, wk) != tuple(k_size):
+            table = F.interpolate(table, size=k_size, mode='bicubic',
+                                  align_corners=False)
+        return table.reshape(heads, num_q, k_size[0] * k_size[1])
+
+    def forward(self, q_size, k_size):
+        q_size, k_size = tuple(q_size), tuple(k_size)
+        if q_size == self.q_size and k_size == self.k_size:
+            return self.table
+        if self.training or (torch.is_grad_enabled()
+                             and self.table.requires_grad):
+            return self.resize(q_size, k_size)
+        table = self.table
+        key = (q_size, k_size, table.device, table.dtype)
+        version = (table.data_ptr(), table._version)
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] == version:
+            self._cache.move_to_end(key)
+            return hit[1]
+        with torch.no_grad():
+            bias = self.resize(q_size, k_size)
+        self._cache[key] = (version, bias)
+        self._cache.move_to_end(key)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return bias
+
+    def extra_repr(self):
+        return (f'num_heads={self.num_heads}, q_size={self.q_size}, '
+                f'k_size={self.k_size}')
+
+
+class LightweightAttention(nn.Module):
+    """LMHSA: softmax(q k^T / sqrt(d) + B) v over a ``sr``-reduced key map."""
+
+    def __init__(self, dim, num_heads, sr_ratio, qkv_bias=True,
+                 norm_cfg=dict(type='BN'), fused_attn=True):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f'CMT: channels {dim} are not divisible by '
+                             f'{num_heads} heads')
+        self.num_heads = num_heads
+        self.sr_ratio = sr_ratio
+        self.fused_attn = fused_attn
+        self.q = nn.Linear(dim, dim, bias=qkv_bias)
+        self.k = nn.Linear(dim, dim, bias=qkv_bias)
+        self.v = nn.Linear(dim, dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.sr = ConvNormAct(
+            dim, dim, sr_ratio, stride=sr_ratio, groups=dim, bias=True,
+            norm_cfg=norm_cfg) if sr_ratio > 1 else None
+
+    def key_size(self, size):
+        return tuple(-(-s // self.sr_ratio) for s in size)
+
+    def _heads(self, x):
+        batch, length, channels = x.shape
+        return x.reshape(batch, length, self.num_heads,
+                         channels // self.num_heads).permute(0, 2, 1, 3)
+
+    def forward(self, x, size, bias):
+        batch, length, channels = x.shape
+        q = self._heads(self.q(x))
+        kv = x
+        if self.sr is not None:
+            kv = _pad_to_multiple(_tokens_to_map(x, size), self.sr_ratio)
+            kv = self.sr(kv).reshape(batch, channels, -1).permute(0, 2, 1)
+        k, v = self._heads(self.k(kv)), self._heads(self.v(kv))
+        if self.fused_attn:
+            out = F.scaled_dot_product_attention(q, k, v,
+                                                 attn_mask=bias.to(q.dtype))
+        else:  # the official order of operations, bit for bit
+            attn = (q @ k.transpose(-2, -1)) * q.shape[-1]**-0.5 + bias
+            out = attn.softmax(dim=-1) @ v
+        return self.proj(out.transpose(1, 2).reshape(batch, length, channels))
+
+
+class IRFFN(nn.Module):
+    """conv1x1-GELU-BN; ``x + dwconv3x3(x)``-GELU-BN; conv1x1-BN."""
+
+    def __init__(self, dim, hidden, norm_cfg=dict(type='BN')):
+        super().__init__()
+        self.expand = ConvNormAct(dim, hidden, 1, norm_cfg=norm_cfg,
+                                  act_cfg=_GELU, act_first=True)
+        self.dw = nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden)
+        self.dw_act = nn.GELU()
+        self.dw_bn = build_norm_layer(norm_cfg, hidden)[1]
+        self.project = ConvNormAct(hidden, dim, 1, norm_cfg=norm_cfg)
+
+    def forward(self, x, size):
+        x = self.expand(_tokens_to_map(x, size))
+        x = self.dw_bn(self.dw_act(self.dw(x) + x))
+        return self.project(x).flatten(2).permute(0, 2, 1)
+
+
+class CMTBlock(nn.Module):
+    """LPU, then pre-norm LMHSA and IRFFN residual branches, on tokens."""
+
+    def __init__(self, dim, num_heads, sr_ratio, mlp_ratio, drop_path=0.,
+                 norm_cfg=dict(type='BN'), fused_attn=True):
+        super().__init__()
+        self.lpu = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = LightweightAttention(dim, num_heads, sr_ratio,
+                                         norm_cfg=norm_cfg,
+                                         fused_attn=fused_attn)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.ffn = IRFFN(dim, int(dim * mlp_ratio), norm_cfg)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x, size, bias):
+        fmap = _tokens_to_map(x, size)
+        x = (self.lpu(fmap) + fmap).flatten(2).permute(0, 2, 1)
+        x = x + self.drop_path(self.attn(self.norm1(x), size, bias))
+        return x + self.drop_path(self.ffn(self.norm2(x), size))
+
+
+class PatchEmbed(nn.Module):
+    """2x2 stride-2 convolution (odd sizes padded) and LayerNorm on tokens."""
+
+    def __init__(self, in_channels, channels):
+        super().__init__()
+        self.proj = nn.Conv2d(in_channels, channels, 2, stride=2)
+        self.norm = nn.LayerNorm(channels)
+
+    def forward(self, x):
+        x = self.proj(_pad_to_multiple(x, 2))
+        size = tuple(x.shape[2:])
+        return self.norm(x.flatten(2).transpose(1, 2)), size
+
+
+class CMTStage(nn.Module):
+    """Patch embedding, the stage's position bias, and its blocks."""
+
+    def __init__(self, in_channels, channels, depth, num_heads, sr_ratio,
+                 mlp_ratio, train_grid, dpr, norm_cfg, fused_attn=True):
+        super().__init__()
+        self.patch_embed = PatchEmbed(in_channels, channels)
+        key_grid = (train_grid // sr_ratio, ) * 2
+        self.pos_bias = ResizableRelativePositionBias(
+            num_heads, (train_grid, ) * 2, key_grid)
+        self.blocks = nn.ModuleList([
+            CMTBlock(channels, num_heads, sr_ratio, mlp_ratio, dpr[j],
+                     norm_cfg, fused_attn) for j in range(depth)
+        ])
+
+    def forward(self, x):
+        """NCHW map in, tokens ``(B, H*W, C)`` and ``(H, W)`` out."""
+        x, size = self.patch_embed(x)
+        bias = self.pos_bias(size, self.blocks[0].attn.key_size(size))
+        for block in self.blocks:
+            x = block(x, size, bias)
+        return x, size
+
+
+@MODELS.register_module()
+class CMT(MMViTBackbone):
+    """CMT backbone for dense prediction and classification.
+
+    Args:
+        arch (str | dict): ``'ti'``, ``'xs'``, ``'s'``, ``'b'`` or a dict with
+            keys ``channels``, ``depths``, ``stem_channels``, ``mlp_ratio``,
+            ``num_heads``, ``sr_ratios`` and ``train_size`` (the ImageNet
+            resolution at which the position biases are stored).
+        in_channels (int): input channels. Defaults to 3.
+        out_indices (Sequence[int]): stages to output. Defaults to all four.
+        frozen_stages (int): -1 freezes nothing, 0 the stem, ``i`` the stem
+            and stages ``0..i-1`` with their output norms.
+        norm_eval (bool): keep BatchNorm layers in eval mode while training.
+        drop_path_rate (float): block ``j`` of all ``N`` blocks gets
+            ``rate * j / (N - 1)``.
+        norm_cfg (dict): the BatchNorm of the stem, IRFFNs and key/value
+            reductions. Defaults to BN.
+        fused_attn (bool): use ``F.scaled_dot_product_attention`` (less
+            memory on GPU; results differ from the official network's by
+            float rounding, about 1e-7 relative). ``False`` computes the
+            attention in the official order of operations, which reproduces
+            the official outputs bit for bit.
+        init_cfg (dict | list, optional): ``dict(type='Pretrained',
+            checkpoint=...)`` for ImageNet weights; by default the official
+            initialisation (truncated normal linear layers, fan-out Kaiming
+            convolutions, unit norms; position biases standard normal).
+    """
+    arch_settings = {
+        'ti': dict(channels=[46, 92, 184, 368], depths=[2, 2, 10, 2],
+                   stem_channels=16, mlp_ratio=3.6, num_heads=[1, 2, 4, 8],
+                   sr_ratios=[8, 4, 2, 1], train_size=160),
+        'xs': dict(channels=[52, 104, 208, 416], depths=[3, 3, 12, 3],
+                   stem_channels=16, mlp_ratio=3.77, num_heads=[1, 2, 4, 8],
+                   sr_ratios=[8, 4, 2, 1], train_size=192),
+        's': dict(channels=[64, 128, 256, 512], depths=[3, 3, 16, 3],
+                  stem_channels=32, mlp_ratio=4, num_heads=[1, 2, 4, 8],
+                  sr_ratios=[8, 4, 2, 1], train_size=224),
+        'b': dict(channels=[76, 152, 304, 608], depths=[4, 4, 20, 4],
+                  stem_channels=38, mlp_ratio=4, num_heads=[1, 2, 4, 8],
+                  sr_ratios=[8, 4, 2, 1], train_size=256),
+    }
+
+    def __init__(self,
+                 arch='s',
+                 in_channels=3,
+                 out_indices=(0, 1, 2, 3),
+                 frozen_stages=-1,
+                 norm_eval=False,
+                 drop_path_rate=0.1,
+                 norm_cfg=dict(type='BN'),
+                 fused_attn=True,
+                 init_cfg=None):
+        settings = parse_arch(arch, self.arch_settings, 'CMT')
+        channels, depths = settings['channels'], settings['depths']
+        num_stages = len(depths)
+        for key in ('channels', 'num_heads', 'sr_ratios'):
+            if len(settings[key]) != num_stages:
+                raise ValueError(
+                    f'CMT: arch {key} has {len(settings[key])} entries, '
+                    f'depths has {num_stages}')
+        train_size = settings['train_size']
+        if train_size % 2**(num_stages + 1):
+            raise ValueError(f'CMT: arch train_size {train_size} is not a '
+                             f'multiple of {2**(num_stages + 1)}')
+        if init_cfg is None:
+            init_cfg = [
+                dict(type='TruncNormal', layer='Linear', std=.02, bias=0.),
+                dict(type='Kaiming', layer='Conv2d', mode='fan_out',
+                     bias=0.),
+                dict(type='Constant', layer=['LayerNorm', '_BatchNorm'],
+                     val=1., bias=0.),
+            ]
+        super().__init__(num_stages, out_indices, frozen_stages, norm_eval,
+                         in_channels, init_cfg)
+        self.arch = settings
+        self.channels = tuple(channels)
+        self.out_channels = tuple(channels[i] for i in self.out_indices)
+        self.out_strides = tuple(2**(i + 2) for i in self.out_indices)
+
+        stem = settings['stem_channels']
+        self.stem = nn.Sequential(*[
+            ConvNormAct(in_channels if i == 0 else stem, stem, 3,
+                        stride=2 if i == 0 else 1, padding=1,
+                        norm_cfg=norm_cfg, act_cfg=_GELU, act_first=True)
+            for i in range(3)
+        ])
+        dprs = drop_path_rates(depths, drop_path_rate)
+        self.stages = nn.ModuleList([
+            CMTStage(stem if i == 0 else channels[i - 1], channels[i],
+                     depths[i], settings['num_heads'][i],
+                     settings['sr_ratios'][i], settings['mlp_ratio'],
+                     train_size // 2**(i + 2), dprs[i], norm_cfg, fused_attn)
+            for i in range(num_stages)
+        ])
+        for i in self.out_indices:
+            self.add_module(f'norm{i}', nn.LayerNorm(channels[i], eps=1e-6))
+        self._freeze_stages()
+
+    def _stem_modules(self):
+        return [self.stem]
+
+    def _stage_modules(self, index):
+        norm = getattr(self, f'norm{index}', None)
+        return [self.stages[index]] + ([norm] if norm is not None else [])
+
+    def forward(self, x):
+        self.check_input(x)
+        x = self.stem(x)
+        outs = []
+        for i, stage in enumerate(self.stages):
+            tokens, size = stage(x)
+            x = tokens.reshape(x.shape[0], *size, -1).permute(0, 3, 1,
+                                                              2).contiguous()
+            if i in self.out_indices:
+                out = getattr(self, f'norm{i}')(tokens)
+                outs.append(out.reshape(x.shape[0], *size, -1).permute(
+                    0, 3, 1, 2).contiguous())
+        return tuple(outs)
+
+    # Official key layout -> ours. Stages are lettered a..d there.
+    _block_renames = [
+        (r'proj\.', 'lpu.'),
+        (r'attn\.sr\.0\.', 'attn.sr.conv.'),
+        (r'attn\.sr\.1\.', 'attn.sr.bn.'),
+        (r'mlp\.conv1\.0\.', 'ffn.expand.conv.'),
+        (r'mlp\.conv1\.2\.', 'ffn.expand.bn.'),
+        (r'mlp\.proj\.', 'ffn.dw.'),
+        (r'mlp\.proj_bn\.', 'ffn.dw_bn.'),
+        (r'mlp\.conv2\.0\.', 'ffn.project.conv.'),
+        (r'mlp\.conv2\.1\.', 'ffn.project.bn.'),
+    ]
+
+    def _rename_official(self, key):
+        match = re.match(r'stem_(conv|norm)(\d)\.(.*)', key)
+        if match:
+            layer = 'conv' if match.group(1) == 'conv' else 'bn'
+            return f'stem.{int(match.group(2)) - 1}.{layer}.{match.group(3)}'
+        match = re.match(r'(patch_embed|relative_pos|blocks)_([a-d])(.*)',
+                         key)
+        if not match:
+            return key  # classifier (_fc, _bn, head): left unexpected
+        kind, stage, rest = match.group(1), 'abcd'.index(match.group(2)), \
+            match.group(3)
+        if kind == 'relative_pos':
+            return f'stages.{stage}.pos_bias.table'
+        if kind == 'patch_embed':
+            return f'stages.{stage}.patch_embed{rest}'
+        block, rest = re.match(r'\.(\d+)\.(.*)', rest).groups()
+        for pattern, repl in self._block_renames:
+            rest, count = re.subn('^' + pattern, repl, rest)
+            if count:
+                break
+        return f'stages.{stage}.blocks.{block}.{rest}'
+
+    def convert_checkpoint(self, state_dict):
+        """Rename official ``stem_*``/``blocks_*``/... keys; keep ours."""
+        if not any(k.startswith(('stem_conv', 'blocks_a.', 'relative_pos_'))
+                   for k in state_dict):
+            return state_dict
+        return {self._rename_official(k): v for k, v in state_dict.items()}
