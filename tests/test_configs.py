@@ -13,6 +13,7 @@ HEADS = ('retinanet', 'mask_rcnn', 'semantic_fpn', 'upernet')
 FAMILIES = {
     'cas_vit': ('xs', 's', 'm', 't'),
     'cmt': ('ti', 'xs', 's', 'b'),
+    'efficientvit': ('m0', 'm1', 'm2', 'm3', 'm4', 'm5'),
 }
 
 

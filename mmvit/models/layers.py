@@ -1,8 +1,11 @@
 """Layers shared by several backbone families."""
 from collections import OrderedDict
 
+import torch
 from mmcv.cnn import build_activation_layer, build_norm_layer
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 
 class ConvNormAct(nn.Sequential):
@@ -28,6 +31,25 @@ class ConvNormAct(nn.Sequential):
             if layer is not None:
                 layers[name] = layer
         super().__init__(layers)
+
+    @property
+    def fusable(self):
+        names = list(self._modules)
+        return (len(names) > 1 and names[1] == 'bn'
+                and isinstance(self.bn, _BatchNorm))
+
+    @torch.no_grad()
+    def fuse(self):
+        """Fold the BatchNorm that follows the conv into it, in place.
+
+        Uses the BatchNorm's running statistics, so the result equals the
+        eval-mode output. A no-op where there is no such BatchNorm (no norm,
+        another norm, or the activation first).
+        """
+        if self.fusable:
+            self.conv = fuse_conv_bn_eval(self.conv.eval(), self.bn.eval())
+            del self.bn
+        return self
 
 
 class ConvMlp(nn.Module):
@@ -59,3 +81,39 @@ def drop_path_rates(depths, drop_path_rate):
         out.append(rates[start:start + depth])
         start += depth
     return out
+
+
+class DerivedTensorCache:
+    """Tensors derived from a parameter, kept for inference.
+
+    ``get(param, key, compute)`` returns ``compute()`` and keeps it under
+    ``key`` (with the parameter's device and dtype) while the parameter is
+    unchanged: same storage and same version counter, which every in-place
+    update (an optimiser step, ``load_state_dict``) increments. When autograd
+    records (a trainable parameter with grad enabled), nothing is cached.
+    The ``capacity`` most recently used keys are kept.
+    """
+
+    def __init__(self, capacity=2):
+        self.capacity = capacity
+        self._entries = OrderedDict()
+
+    def get(self, param, key, compute):
+        if torch.is_grad_enabled() and param.requires_grad:
+            return compute()
+        full_key = (key, param.device, param.dtype)
+        version = (param.data_ptr(), param._version)
+        hit = self._entries.get(full_key)
+        if hit is not None and hit[0] == version:
+            self._entries.move_to_end(full_key)
+            return hit[1]
+        with torch.no_grad():
+            value = compute()
+        self._entries[full_key] = (version, value)
+        self._entries.move_to_end(full_key)
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+        return value
+
+    def clear(self):
+        self._entries.clear()

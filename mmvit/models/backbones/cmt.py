@@ -38,7 +38,6 @@ checkpoint=...)``; see :meth:`CMT.convert_checkpoint`.
 """
 import math
 import re
-from collections import OrderedDict
 
 import torch
 import torch.nn.functional as F
@@ -47,7 +46,7 @@ from mmcv.cnn.bricks import DropPath
 from torch import nn
 
 from mmvit.registry import MODELS
-from ..layers import ConvNormAct, drop_path_rates
+from ..layers import ConvNormAct, DerivedTensorCache, drop_path_rates
 from ..utils import MMViTBackbone, parse_arch
 
 _GELU = dict(type='GELU')
@@ -74,7 +73,6 @@ class ResizableRelativePositionBias(nn.Module):
         q_size (tuple[int, int]): query grid of the training resolution.
         k_size (tuple[int, int]): key grid of the training resolution.
     """
-    cache_size = 2
 
     def __init__(self, num_heads, q_size, k_size):
         super().__init__()
@@ -82,7 +80,7 @@ class ResizableRelativePositionBias(nn.Module):
         self.q_size, self.k_size = tuple(q_size), tuple(k_size)
         self.table = nn.Parameter(
             torch.randn(num_heads, math.prod(q_size), math.prod(k_size)))
-        self._cache = OrderedDict()
+        self._cache = DerivedTensorCache(capacity=2)
 
     def resize(self, q_size, k_size):
         """The table interpolated (bicubic) to the given grids."""
@@ -103,23 +101,10 @@ class ResizableRelativePositionBias(nn.Module):
         q_size, k_size = tuple(q_size), tuple(k_size)
         if q_size == self.q_size and k_size == self.k_size:
             return self.table
-        if self.training or (torch.is_grad_enabled()
-                             and self.table.requires_grad):
+        if self.training:
             return self.resize(q_size, k_size)
-        table = self.table
-        key = (q_size, k_size, table.device, table.dtype)
-        version = (table.data_ptr(), table._version)
-        hit = self._cache.get(key)
-        if hit is not None and hit[0] == version:
-            self._cache.move_to_end(key)
-            return hit[1]
-        with torch.no_grad():
-            bias = self.resize(q_size, k_size)
-        self._cache[key] = (version, bias)
-        self._cache.move_to_end(key)
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
-        return bias
+        return self._cache.get(self.table, (q_size, k_size),
+                               lambda: self.resize(q_size, k_size))
 
     def extra_repr(self):
         return (f'num_heads={self.num_heads}, q_size={self.q_size}, '

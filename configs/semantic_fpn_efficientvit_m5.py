@@ -1,0 +1,7 @@
+_base_ = ['./_base_/semantic_fpn_efficientvit.py']
+
+model = dict(
+    backbone=dict(
+        arch='m5',
+        init_cfg=dict(checkpoint='checkpoints/efficientvit_m5.pth')),
+    neck=dict(in_channels=[192, 288, 384]))
