@@ -186,13 +186,6 @@ class CASViT(MMViTBackbone):
                             build_norm_layer(norm_cfg, channels[i])[1])
         self._freeze_stages()
 
-    def _stem_modules(self):
-        return [self.stem]
-
-    def _stage_modules(self, index):
-        norm = getattr(self, f'norm{index}', None)
-        return [self.stages[index]] + ([norm] if norm is not None else [])
-
     def forward(self, x):
         self.check_input(x)
         x = self.stem(x)

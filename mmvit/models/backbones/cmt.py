@@ -333,13 +333,6 @@ class CMT(MMViTBackbone):
             self.add_module(f'norm{i}', nn.LayerNorm(channels[i], eps=1e-6))
         self._freeze_stages()
 
-    def _stem_modules(self):
-        return [self.stem]
-
-    def _stage_modules(self, index):
-        norm = getattr(self, f'norm{index}', None)
-        return [self.stages[index]] + ([norm] if norm is not None else [])
-
     def forward(self, x):
         self.check_input(x)
         x = self.stem(x)

@@ -348,12 +348,6 @@ class EfficientViT(MMViTBackbone):
         ])
         self._freeze_stages()
 
-    def _stem_modules(self):
-        return [self.stem]
-
-    def _stage_modules(self, index):
-        return [self.stages[index]]
-
     def forward(self, x):
         self.check_input(x)
         x = self.stem(x)

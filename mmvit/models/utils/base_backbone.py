@@ -1,8 +1,9 @@
 """Behaviour shared by every mmvit backbone.
 
-A family implements the layers, ``_stage_modules(i)`` (what ``frozen_stages``
-freezes for stage ``i``, output norm included) and, when its official
-checkpoints use other key names, ``convert_checkpoint``.
+A family implements the layers (by default a ``stem``, ``stages[i]`` and
+output norms ``norm{i}``, which is what ``frozen_stages`` freezes; override
+``_stem_modules`` / ``_stage_modules(i)`` for another layout) and, when its
+official checkpoints use other key names, ``convert_checkpoint``.
 """
 from typing import Dict, List
 
@@ -39,12 +40,15 @@ class MMViTBackbone(BaseModule):
         self.norm_eval = norm_eval
         self.in_channels = in_channels
 
-    # -- to be provided by the family -------------------------------------
+    # -- layout; override for another one ---------------------------------
     def _stem_modules(self) -> List[nn.Module]:
-        return []
+        stem = getattr(self, 'stem', None)
+        return [stem] if stem is not None else []
 
     def _stage_modules(self, index: int) -> List[nn.Module]:
-        raise NotImplementedError
+        """Stage ``index`` and its output norm, if it has one."""
+        norm = getattr(self, f'norm{index}', None)
+        return [self.stages[index]] + ([norm] if norm is not None else [])
 
     def convert_checkpoint(self, state_dict: Dict[str, torch.Tensor]):
         """Map a state dict of the official layout to this module's keys."""
