@@ -14,6 +14,7 @@ FAMILIES = {
     'cas_vit': ('xs', 's', 'm', 't'),
     'cmt': ('ti', 'xs', 's', 'b'),
     'efficientvit': ('m0', 'm1', 'm2', 'm3', 'm4', 'm5'),
+    'castling_vit': ('xs', 's', 'm'),
 }
 
 

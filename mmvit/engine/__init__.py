@@ -1,0 +1,3 @@
+from .hooks import CastlingAnnealHook
+
+__all__ = ['CastlingAnnealHook']

@@ -1,0 +1,307 @@
+"""Castling-ViT: linear-angular attention in a PVTv2-style pyramid.
+
+Linear-angular attention keeps the linear term of the angular kernel
+``1 - angle(q, k) / pi ~ 1/2 + (1/pi) q_hat . k_hat``: with L2-normalised
+queries and keys per head,
+
+    x = 0.5 * v + (1/pi) * q_hat @ (k_hat^T @ v)
+
+computed right to left, so its cost is linear in the number of tokens. The
+result is L2-normalised over the head dimension, a depthwise convolution of
+``v`` is added (spatial on the 2-D map here; ``res_conv='token1d'`` is the
+released 1-D convolution along the token sequence), and a linear projection
+follows.
+
+"Castling": during training an auxiliary masked-softmax attention
+``factor * (mask * softmax(q k^T / sqrt(d))) @ v`` (mask: probabilities above
+0.02) is added before the normalisation; :class:`mmvit.engine.
+CastlingAnnealHook` anneals ``factor`` to exactly 0. The backbone keeps the
+factor in a buffer (``aux_factor``, saved in checkpoints) and hands it to
+its attention layers, whose own copies stay out of the state dict (so the
+attention's keys are those of the released module). Whenever the factor is
+0, and always in eval mode, the branch is skipped, so inference allocates no
+``N x N`` tensor.
+
+The pyramid (overlapping patch embeddings, blocks of attention and a MixFFN
+with a depthwise 3x3 conv, a LayerNorm after each stage) follows PVTv2 with
+the attention swapped; the variants xs / s / m are the widths and depths of
+PVTv2 b0 / b1 / b2. Outputs at strides 4, 8, 16, 32.
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+from mmcv.cnn.bricks import DropPath
+from mmcv.cnn.bricks.transformer import PatchEmbed
+from mmdet.models.backbones.pvt import MixFFN
+from torch import nn
+
+from mmvit.registry import MODELS
+from ..layers import drop_path_rates
+from ..utils import MMViTBackbone, normalize_out_indices, parse_arch
+
+RES_CONVS = ('spatial', 'token1d')
+
+
+@MODELS.register_module()
+class LinearAngularAttention(nn.Module):
+    """Linear-angular attention over tokens ``x`` of shape (B, N, C).
+
+    Args:
+        embed_dims (int): channels C.
+        num_heads (int): heads; C must be divisible by it.
+        qkv_bias (bool): bias of the qkv projection. Defaults to False.
+        res_kernel_size (int, optional): kernel of the depthwise residual on
+            v. Defaults to 3 for ``'spatial'`` (3x3 on the map) and 9 for
+            ``'token1d'`` (9 tokens along the sequence, as released).
+        res_conv (str): ``'spatial'`` (a depthwise conv over v on the 2-D
+            map, one filter per channel) or ``'token1d'`` (the released
+            ``Conv2d(heads, heads, (k, 1), groups=heads)`` along the
+            flattened tokens, shared by the channels of a head; same
+            state-dict keys ``qkv.*``, ``proj.*``, ``dconv.weight``).
+        aux_softmax (bool): build the training-only masked-softmax branch.
+        aux_threshold (float): softmax probabilities kept by its mask.
+        aux_factor (float): its initial weight (annealed by the hook).
+    """
+
+    def __init__(self,
+                 embed_dims,
+                 num_heads,
+                 qkv_bias=False,
+                 res_kernel_size=None,
+                 res_conv='spatial',
+                 aux_softmax=True,
+                 aux_threshold=0.02,
+                 aux_factor=1.0):
+        super().__init__()
+        if embed_dims % num_heads:
+            raise ValueError(f'LinearAngularAttention: embed_dims '
+                             f'{embed_dims} is not divisible by {num_heads} '
+                             'heads')
+        if res_conv not in RES_CONVS:
+            raise ValueError(f'LinearAngularAttention: res_conv must be one '
+                             f'of {RES_CONVS}, got {res_conv!r}')
+        if res_kernel_size is None:
+            res_kernel_size = 3 if res_conv == 'spatial' else 9
+        self.num_heads = num_heads
+        self.head_dims = embed_dims // num_heads
+        self.scale = self.head_dims**-0.5
+        self.res_conv = res_conv
+        self.aux_softmax = aux_softmax
+        self.aux_threshold = aux_threshold
+        self.qkv = nn.Linear(embed_dims, 3 * embed_dims, bias=qkv_bias)
+        self.proj = nn.Linear(embed_dims, embed_dims)
+        if res_conv == 'token1d':
+            self.dconv = nn.Conv2d(num_heads, num_heads,
+                                   (res_kernel_size, 1),
+                                   padding=(res_kernel_size // 2, 0),
+                                   groups=num_heads, bias=False)
+        else:
+            self.dconv = nn.Conv2d(embed_dims, embed_dims, res_kernel_size,
+                                   padding=res_kernel_size // 2,
+                                   groups=embed_dims, bias=False)
+        if aux_softmax:  # not in the state dict: see CastlingViT
+            self.register_buffer('aux_factor',
+                                 torch.tensor(float(aux_factor)),
+                                 persistent=False)
+
+    def uses_aux_branch(self):
+        """True only while training with a non-zero factor."""
+        return (self.aux_softmax and self.training
+                and float(self.aux_factor) != 0.)
+
+    def _residual(self, v, hw_shape):
+        if self.res_conv == 'token1d':
+            return self.dconv(v)
+        batch, heads, length, dims = v.shape
+        fmap = v.transpose(1, 2).reshape(batch, length, heads * dims)
+        fmap = fmap.transpose(1, 2).reshape(batch, heads * dims, *hw_shape)
+        out = self.dconv(fmap).flatten(2).transpose(1, 2)
+        return out.reshape(batch, length, heads, dims).transpose(1, 2)
+
+    def forward(self, x, hw_shape):
+        batch, length, channels = x.shape
+        if hw_shape[0] * hw_shape[1] != length:
+            raise ValueError(f'LinearAngularAttention: hw_shape {hw_shape} '
+                             f'does not hold {length} tokens')
+        q, k, v = self.qkv(x).reshape(batch, length, 3, self.num_heads,
+                                      self.head_dims).permute(2, 0, 3, 1,
+                                                              4).unbind(0)
+        aux = None
+        if self.uses_aux_branch():
+            probs = ((q * self.scale) @ k.transpose(-2, -1)).softmax(dim=-1)
+            aux = self.aux_factor * (
+                (probs * (probs > self.aux_threshold)) @ v)
+        q = q / q.norm(dim=-1, keepdim=True)
+        k = k / k.norm(dim=-1, keepdim=True)
+        residual = self._residual(v, hw_shape)
+        linear = (1 / math.pi) * (q @ (k.transpose(-2, -1) @ v))
+        out = (0.5 * v if aux is None else aux + 0.5 * v) + linear
+        out = out / out.norm(dim=-1, keepdim=True) + residual
+        return self.proj(out.transpose(1, 2).reshape(batch, length,
+                                                     channels))
+
+
+def set_aux_factor(model, value):
+    """Set the auxiliary softmax weight everywhere in ``model`` (attention
+    layers and the backbones that keep it); returns the number of attention
+    layers set."""
+    count = 0
+    for module in model.modules():
+        if isinstance(module, LinearAngularAttention) and module.aux_softmax:
+            module.aux_factor.fill_(float(value))
+            count += 1
+        elif isinstance(module, CastlingViT) and module.aux_softmax:
+            module.aux_factor.fill_(float(value))
+    return count
+
+
+class CastlingBlock(nn.Module):
+    """x + DropPath(attn(LN(x))); x + DropPath(MixFFN(LN(x)))."""
+
+    def __init__(self, dim, num_heads, mlp_ratio, drop_path=0.,
+                 res_conv='spatial', aux_softmax=True):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = LinearAngularAttention(dim, num_heads, res_conv=res_conv,
+                                           aux_softmax=aux_softmax)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.ffn = MixFFN(
+            dim, int(dim * mlp_ratio), use_conv=True,
+            dropout_layer=dict(type='DropPath', drop_prob=drop_path)
+            if drop_path > 0 else None)
+
+    def forward(self, x, hw_shape):
+        x = x + self.drop_path(self.attn(self.norm1(x), hw_shape))
+        return self.ffn(self.norm2(x), hw_shape, identity=x)
+
+
+class CastlingStage(nn.Module):
+    """Overlapping patch embedding, blocks, LayerNorm."""
+
+    def __init__(self, in_channels, dim, depth, num_heads, mlp_ratio, dpr,
+                 first, res_conv, aux_softmax):
+        super().__init__()
+        kernel, stride = (7, 4) if first else (3, 2)
+        self.patch_embed = PatchEmbed(
+            in_channels, dim, kernel_size=kernel, stride=stride,
+            padding=kernel // 2, norm_cfg=dict(type='LN', eps=1e-6))
+        self.blocks = nn.ModuleList([
+            CastlingBlock(dim, num_heads, mlp_ratio, dpr[j], res_conv,
+                          aux_softmax) for j in range(depth)
+        ])
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+
+    def forward(self, x):
+        x, hw_shape = self.patch_embed(x)
+        for block in self.blocks:
+            x = block(x, hw_shape)
+        x = self.norm(x)
+        return x.transpose(1, 2).reshape(x.shape[0], -1, *hw_shape)
+
+
+@MODELS.register_module()
+class CastlingViT(MMViTBackbone):
+    """Castling-ViT pyramid backbone (strides 4, 8, 16, 32).
+
+    Args:
+        arch (str | dict): ``'xs'``, ``'s'``, ``'m'`` or a dict with keys
+            ``channels``, ``depths``, ``num_heads`` and ``mlp_ratios``.
+        in_channels (int): input channels. Defaults to 3.
+        out_indices (Sequence[int]): stages to output.
+        frozen_stages (int): -1 freezes nothing, ``i`` stages ``0..i-1``
+            (each with its patch embedding and norm).
+        norm_eval (bool): keep BatchNorm layers in eval mode (there are
+            none in this family; kept for a uniform interface).
+        drop_path_rate (float): rises linearly over the blocks.
+        res_conv (str): residual conv of the attention, ``'spatial'`` or
+            ``'token1d'``.
+        aux_softmax (bool): build the auxiliary softmax branch (annealed
+            away by ``CastlingAnnealHook``).
+        aux_stages (Sequence[int]): the stages that get it. Its N x N
+            attention is affordable at ImageNet sizes in every stage, but
+            at detection sizes only in the coarse stages (at 1333x800 the
+            first stage has 66,600 tokens: 4.4e9 logits per head).
+        init_cfg (dict | list, optional): ``Pretrained`` or, by default,
+            PVTv2's initialisation (truncated normal linear layers, fan-out
+            Kaiming convolutions, unit norms).
+    """
+    arch_settings = {
+        'xs': dict(channels=[32, 64, 160, 256], depths=[2, 2, 2, 2],
+                   num_heads=[1, 2, 5, 8], mlp_ratios=[8, 8, 4, 4]),
+        's': dict(channels=[64, 128, 320, 512], depths=[2, 2, 2, 2],
+                  num_heads=[1, 2, 5, 8], mlp_ratios=[8, 8, 4, 4]),
+        'm': dict(channels=[64, 128, 320, 512], depths=[3, 4, 6, 3],
+                  num_heads=[1, 2, 5, 8], mlp_ratios=[8, 8, 4, 4]),
+    }
+
+    def __init__(self,
+                 arch='s',
+                 in_channels=3,
+                 out_indices=(0, 1, 2, 3),
+                 frozen_stages=-1,
+                 norm_eval=False,
+                 drop_path_rate=0.1,
+                 res_conv='spatial',
+                 aux_softmax=True,
+                 aux_stages=(0, 1, 2, 3),
+                 init_cfg=None):
+        settings = parse_arch(arch, self.arch_settings, 'CastlingViT')
+        depths = settings['depths']
+        num_stages = len(depths)
+        for key in ('channels', 'num_heads', 'mlp_ratios'):
+            if len(settings[key]) != num_stages:
+                raise ValueError(
+                    f'CastlingViT: arch {key} has {len(settings[key])} '
+                    f'entries, depths has {num_stages}')
+        if init_cfg is None:
+            init_cfg = [
+                dict(type='TruncNormal', layer='Linear', std=.02, bias=0.),
+                dict(type='Kaiming', layer='Conv2d', mode='fan_out',
+                     bias=0.),
+                dict(type='Constant', layer='LayerNorm', val=1., bias=0.),
+            ]
+        super().__init__(num_stages, out_indices, frozen_stages, norm_eval,
+                         in_channels, init_cfg)
+        aux_stages = normalize_out_indices(aux_stages, num_stages,
+                                           'CastlingViT (aux_stages)') \
+            if aux_softmax else ()
+        aux_softmax = bool(aux_stages)
+        self.aux_softmax = aux_softmax
+        self.aux_stages = aux_stages
+        if aux_softmax:  # the saved copy of the attention layers' factor
+            self.register_buffer('aux_factor', torch.tensor(1.))
+            self.register_load_state_dict_post_hook(self._sync_aux_factor)
+        channels = settings['channels']
+        self.arch = settings
+        self.channels = tuple(channels)
+        self.out_channels = tuple(channels[i] for i in self.out_indices)
+        self.out_strides = tuple(2**(i + 2) for i in self.out_indices)
+        dprs = drop_path_rates(depths, drop_path_rate)
+        self.stages = nn.ModuleList([
+            CastlingStage(in_channels if i == 0 else channels[i - 1],
+                          channels[i], depths[i], settings['num_heads'][i],
+                          settings['mlp_ratios'][i], dprs[i], i == 0,
+                          res_conv, i in aux_stages) for i in range(num_stages)
+        ])
+        self._freeze_stages()
+
+    def set_aux_factor(self, value):
+        """Set the auxiliary softmax weight of every attention layer."""
+        return set_aux_factor(self, value)
+
+    @staticmethod
+    def _sync_aux_factor(module, incompatible_keys):
+        """After loading a state dict, hand the loaded factor to the
+        attention layers."""
+        set_aux_factor(module, float(module.aux_factor))
+
+    def forward(self, x):
+        self.check_input(x)
+        outs = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i in self.out_indices:
+                outs.append(x)
+        return tuple(outs)
