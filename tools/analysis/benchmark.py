@@ -5,11 +5,14 @@
         --archs xs s m --sizes 256 512 1024 --threads 2
 
 For each variant: parameters, and the median (with min and max) of
-``--repeat`` timed eval forwards after ``--warmup`` untimed ones, batch
+``--repeat`` timed eval forwards after ``--warmup`` untimed ones (the sizes
+alternate within each repeat), batch
 ``--batch``, on ``--device`` with ``--threads`` CPU threads. The last column
 is t(largest size) / t(second largest): about the pixel ratio for a cost
 linear in the number of tokens (4 for 512 -> 1024), approaching its square
-for quadratic attention. Prints a markdown table; ``--out`` also writes it.
+for quadratic attention. On CPU, glibc malloc is first told to keep freed
+memory (see ``tune_glibc_malloc``; ``--no-malloc-tuning`` to measure the
+defaults). Prints a markdown table; ``--out`` also writes it.
 """
 import argparse
 import statistics
@@ -38,27 +41,56 @@ def parse_args():
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--out', help='also write the table to this file')
+    parser.add_argument('--no-malloc-tuning', action='store_true',
+                        help='keep glibc malloc defaults (see below)')
     return parser.parse_args()
 
 
-def time_forward(model, size, args):
-    x = torch.rand(args.batch, 3, size, size, device=args.device)
+def tune_glibc_malloc():
+    """Keep freed CPU memory for reuse instead of returning it to the OS.
+
+    By default glibc serves blocks above 32 MB with fresh mmap()s and trims
+    the heap, so every forward at a large input page-faults its biggest
+    tensors anew; on this kind of machine that costs as much as the maths
+    and makes large inputs look superlinear. CPU inference deployments use a
+    caching allocator (jemalloc, tcmalloc) for this reason; here glibc is
+    told not to use mmap and not to trim (mallopt M_MMAP_MAX=0,
+    M_TRIM_THRESHOLD=2^30). Returns False where glibc is not available.
+    """
+    import ctypes
+    import ctypes.util
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library('c'))
+        m_trim_threshold, m_mmap_max = -1, -4
+        return bool(libc.mallopt(m_mmap_max, 0)) and bool(
+            libc.mallopt(m_trim_threshold, 1 << 30))
+    except (OSError, AttributeError):
+        return False
+
+
+def time_forwards(model, sizes, args):
+    """Per size, the timed forwards. Sizes alternate within every repeat,
+    so slow drifts of a shared machine affect all sizes alike."""
+    inputs = {s: torch.rand(args.batch, 3, s, s, device=args.device)
+              for s in sizes}
     sync = (torch.cuda.synchronize if args.device.startswith('cuda') else
             (lambda: None))
-    times = []
+    times = {s: [] for s in sizes}
     with torch.no_grad():
         for i in range(args.warmup + args.repeat):
-            sync()
-            start = time.perf_counter()
-            model(x)
-            sync()
-            if i >= args.warmup:
-                times.append(time.perf_counter() - start)
+            for size in sizes:
+                sync()
+                start = time.perf_counter()
+                model(inputs[size])
+                sync()
+                if i >= args.warmup:
+                    times[size].append(time.perf_counter() - start)
     return times
 
 
 def main():
     args = parse_args()
+    tuned = False if args.no_malloc_tuning else tune_glibc_malloc()
     import mmvit.models as models
     backbone = getattr(models, args.backbone, None)
     if backbone is None:
@@ -75,8 +107,9 @@ def main():
         model = backbone(arch=arch).to(args.device).eval()
         params = sum(p.numel() for p in model.parameters()) / 1e6
         medians, cells = [], []
+        measured = time_forwards(model, sizes, args)
         for size in sizes:
-            times = [t * 1000 for t in time_forward(model, size, args)]
+            times = [t * 1000 for t in measured[size]]
             medians.append(statistics.median(times))
             cells.append(f'{medians[-1]:.1f} ({min(times):.1f}-'
                          f'{max(times):.1f})')
@@ -92,8 +125,9 @@ def main():
     table = '\n'.join(lines)
     note = (f'\n{args.backbone}, eval forward, batch {args.batch}, '
             f'{args.device}, {args.threads} threads, median of '
-            f'{args.repeat} after {args.warmup} warm-up; torch '
-            f'{torch.__version__}')
+            f'{args.repeat} after {args.warmup} warm-up, sizes '
+            f'interleaved; glibc malloc {"tuned" if tuned else "default"}; '
+            f'torch {torch.__version__}')
     print('\n' + table + note)
     if args.out:
         with open(args.out, 'w') as f:

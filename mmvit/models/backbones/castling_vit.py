@@ -33,7 +33,6 @@ import torch
 import torch.nn.functional as F
 from mmcv.cnn.bricks import DropPath
 from mmcv.cnn.bricks.transformer import PatchEmbed
-from mmdet.models.backbones.pvt import MixFFN
 from torch import nn
 
 from mmvit.registry import MODELS
@@ -156,6 +155,30 @@ def set_aux_factor(model, value):
     return count
 
 
+class MixFFN(nn.Module):
+    """PVTv2's feed-forward: Linear, depthwise 3x3 conv, GELU, Linear.
+
+    Works on tokens: the depthwise conv reads them as a channels-last map
+    (a view, no copy) and its output is read back the same way, so no layout
+    conversion moves the widest tensors of the network (mmdet's MixFFN runs
+    1x1 convolutions on NCHW maps and converts twice).
+    """
+
+    def __init__(self, dim, hidden):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.dwconv = nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x, hw_shape):
+        batch, length, _ = x.shape
+        x = self.fc1(x)
+        fmap = x.view(batch, *hw_shape, -1).permute(0, 3, 1, 2)
+        x = self.act(self.dwconv(fmap))
+        return self.fc2(x.permute(0, 2, 3, 1).reshape(batch, length, -1))
+
+
 class CastlingBlock(nn.Module):
     """x + DropPath(attn(LN(x))); x + DropPath(MixFFN(LN(x)))."""
 
@@ -167,14 +190,11 @@ class CastlingBlock(nn.Module):
                                            aux_softmax=aux_softmax)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.ffn = MixFFN(
-            dim, int(dim * mlp_ratio), use_conv=True,
-            dropout_layer=dict(type='DropPath', drop_prob=drop_path)
-            if drop_path > 0 else None)
+        self.ffn = MixFFN(dim, int(dim * mlp_ratio))
 
     def forward(self, x, hw_shape):
         x = x + self.drop_path(self.attn(self.norm1(x), hw_shape))
-        return self.ffn(self.norm2(x), hw_shape, identity=x)
+        return x + self.drop_path(self.ffn(self.norm2(x), hw_shape))
 
 
 class CastlingStage(nn.Module):
