@@ -97,6 +97,7 @@ def main(argv=None):
     from mmengine.runner import Runner
 
     from mmvit.utils.config import prepare_config
+    from mmvit.utils.data_checks import check_data
 
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(
@@ -108,6 +109,7 @@ def main(argv=None):
     if args.out is not None:
         add_dump(cfg, args)
 
+    check_data(cfg, ('test', ))
     runner = (Runner.from_cfg(cfg) if 'runner_type' not in cfg else
               RUNNERS.build(cfg))
     return runner.test()

@@ -54,6 +54,7 @@ def main(argv=None):
     from mmengine.runner import Runner
 
     from mmvit.utils.config import prepare_config
+    from mmvit.utils.data_checks import check_data
 
     cfg = prepare_config(args)
 
@@ -76,6 +77,7 @@ def main(argv=None):
         cfg.resume = True
         cfg.load_from = args.resume
 
+    check_data(cfg, ('train', 'val') if cfg.get('val_cfg') else ('train', ))
     runner = (Runner.from_cfg(cfg) if 'runner_type' not in cfg else
               RUNNERS.build(cfg))
     runner.train()

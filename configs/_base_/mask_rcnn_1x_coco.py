@@ -16,3 +16,10 @@ optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05),
     paramwise_cfg=dict(norm_decay_mult=0.))
 auto_scale_lr = dict(enable=False, base_batch_size=16)
+# Stop on a NaN/inf loss (naming the iteration and the term) before a
+# checkpoint of the corrupted weights is written; keep every process's RNG
+# states in checkpoints so that `--resume` continues the same random streams.
+custom_hooks = [
+    dict(type='mmvit.NonFiniteLossHook'),
+    dict(type='mmvit.RandomStateHook'),
+]

@@ -6,4 +6,4 @@ model = dict(
     backbone=_base_.castling_vit_backbone,
     neck=dict(in_channels=[64, 128, 320, 512], num_outs=5))
 optim_wrapper = _base_.castling_det_optim_wrapper
-custom_hooks = [_base_.castling_anneal_hook]
+custom_hooks = _base_.custom_hooks + [_base_.castling_anneal_hook]

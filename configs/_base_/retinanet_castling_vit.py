@@ -11,4 +11,4 @@ model = dict(
         add_extra_convs='on_input',
         num_outs=5))
 optim_wrapper = _base_.castling_det_optim_wrapper
-custom_hooks = [_base_.castling_anneal_hook]
+custom_hooks = _base_.custom_hooks + [_base_.castling_anneal_hook]

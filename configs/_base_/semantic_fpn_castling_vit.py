@@ -5,4 +5,4 @@ _base_ = ['./semantic_fpn_40k_ade20k.py', './castling_vit.py']
 model = dict(
     backbone=_base_.castling_vit_backbone,
     neck=dict(in_channels=[64, 128, 320, 512]))
-custom_hooks = [_base_.castling_anneal_hook]
+custom_hooks = _base_.custom_hooks + [_base_.castling_anneal_hook]

@@ -31,3 +31,10 @@ param_scheduler = [
          by_epoch=False),
 ]
 auto_scale_lr = dict(enable=False, base_batch_size=16)
+# Stop on a NaN/inf loss (naming the iteration and the term) before a
+# checkpoint of the corrupted weights is written; keep every process's RNG
+# states in checkpoints so that `--resume` continues the same random streams.
+custom_hooks = [
+    dict(type='mmvit.NonFiniteLossHook'),
+    dict(type='mmvit.RandomStateHook'),
+]

@@ -6,4 +6,4 @@ model = dict(
     backbone=_base_.castling_vit_backbone,
     decode_head=dict(in_channels=[64, 128, 320, 512]),
     auxiliary_head=dict(in_channels=320))
-custom_hooks = [_base_.castling_anneal_hook]
+custom_hooks = _base_.custom_hooks + [_base_.castling_anneal_hook]

@@ -1,3 +1,3 @@
-from .hooks import CastlingAnnealHook
+from .hooks import CastlingAnnealHook, NonFiniteLossHook, RandomStateHook
 
-__all__ = ['CastlingAnnealHook']
+__all__ = ['CastlingAnnealHook', 'NonFiniteLossHook', 'RandomStateHook']

@@ -73,3 +73,98 @@ class CastlingAnnealHook(Hook):
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         self._apply(runner)
+
+
+def _random_states():
+    """The RNG states of this process, in types ``weights_only`` loads."""
+    import random
+
+    import numpy as np
+    import torch
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    states = dict(
+        python=random.getstate(),
+        numpy=dict(name=name, keys=torch.from_numpy(keys.astype(np.int64)),
+                   pos=int(pos), has_gauss=int(has_gauss),
+                   gauss=float(gauss)),
+        torch=torch.get_rng_state())
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states['cuda'] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_random_states(states):
+    import random
+
+    import numpy as np
+    import torch
+    version, internal, gauss = states['python']
+    random.setstate((version, tuple(internal), gauss))
+    np_state = states['numpy']
+    np.random.set_state(
+        (np_state['name'], np_state['keys'].numpy().astype(np.uint32),
+         np_state['pos'], np_state['has_gauss'], np_state['gauss']))
+    torch.set_rng_state(states['torch'])
+    if 'cuda' in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states['cuda'])
+
+
+@HOOKS.register_module()
+class RandomStateHook(Hook):
+    """Save every process's RNG states with each checkpoint and restore
+    them on resume.
+
+    mmengine re-seeds a resumed run from its seed, so the random numbers
+    after a resume (data augmentation in the main process, drop path) differ
+    from those an uninterrupted run draws. With this hook a run resumed from
+    an epoch checkpoint continues with the same streams: in deterministic
+    mode it ends with the same weights. (Dataloader workers re-seed
+    themselves each epoch unless ``persistent_workers=True``; with
+    persistent workers their streams are not restored.)
+    """
+    priority = 'VERY_LOW'
+
+    def before_save_checkpoint(self, runner, checkpoint):
+        from mmengine.dist import all_gather_object
+        checkpoint['random_states'] = all_gather_object(_random_states())
+
+    def after_load_checkpoint(self, runner, checkpoint):
+        from mmengine.dist import get_rank
+        states = checkpoint.get('random_states')
+        if not states:
+            return
+        rank = get_rank()
+        if rank >= len(states):
+            print_log(f'RandomStateHook: the checkpoint holds RNG states of '
+                      f'{len(states)} processes, none for rank {rank}; '
+                      'keeping the seeded ones', 'current', level=30)
+            return
+        _set_random_states(states[rank])
+
+
+@HOOKS.register_module()
+class NonFiniteLossHook(Hook):
+    """Stop training when a loss becomes NaN or infinite.
+
+    After every training iteration, each loss term the model returned is
+    checked; the first non-finite one stops the run with an error naming
+    the iteration and the term. The hook runs before the checkpoint hook,
+    so no checkpoint with the corrupted weights is written and the last
+    good one stays loadable.
+    """
+    priority = 'VERY_HIGH'
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        import torch
+        bad = [
+            f'{name}={float(value)}' for name, value in (outputs or {}).items()
+            if isinstance(value, torch.Tensor) and value.numel() == 1
+            and not torch.isfinite(value).all()
+        ]
+        if bad:
+            raise FloatingPointError(
+                f'Non-finite loss at iteration {runner.iter + 1} (epoch '
+                f'{runner.epoch + 1}): {", ".join(bad)}. Training stopped; '
+                f'the last checkpoint in {runner.work_dir} was written '
+                'before this iteration.')

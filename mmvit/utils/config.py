@@ -26,6 +26,39 @@ def load_config(path, overlays=(), cfg_options=None):
     return cfg
 
 
+def _types(node, path=''):
+    """(path, type) of every ``type`` string in a config tree."""
+    if isinstance(node, dict):
+        if isinstance(node.get('type'), str):
+            yield path or '<root>', node['type']
+        for key, value in node.items():
+            yield from _types(value, f'{path}.{key}' if path else str(key))
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            yield from _types(value, f'{path}[{i}]')
+
+
+def check_mmvit_types(cfg, source='config'):
+    """Every ``type='mmvit.X'`` of ``cfg`` names a registered mmvit class.
+
+    mmengine's own error for an unknown ``mmvit.X`` names the registry of
+    the config's default scope, not the ``mmvit`` scope it searched.
+    """
+    import mmvit.engine  # noqa: F401  (registers the hooks)
+    import mmvit.models  # noqa: F401
+    from mmvit.registry import HOOKS, MODELS
+    known = {name for registry in (MODELS, HOOKS)
+             for name in registry.module_dict}
+    for path, type_name in _types(cfg.to_dict() if hasattr(cfg, 'to_dict')
+                                  else cfg):
+        if type_name.startswith('mmvit.') and \
+                type_name[len('mmvit.'):] not in known:
+            raise KeyError(
+                f'{source}: {path}.type={type_name!r}: no such class in the '
+                f'mmvit registry scope (searched mmvit::model and '
+                f'mmvit::hook); registered there: {sorted(known)}')
+
+
 def prepare_config(args):
     """The config that tools/train.py and tools/test.py run.
 
@@ -34,6 +67,7 @@ def prepare_config(args):
     config's, else ``./work_dirs/<config name>``).
     """
     cfg = load_config(args.config, args.overlay, args.cfg_options)
+    check_mmvit_types(cfg, args.config)
     setup_launcher(cfg, args.launcher)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir

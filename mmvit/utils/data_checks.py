@@ -1,0 +1,94 @@
+"""Checks of a config's data before a run starts, with errors that name
+the file or folder at fault.
+
+The libraries' own errors for a broken annotation file (a bare JSON
+position), an annotation file without images (``need at least one array to
+concatenate``) or an empty image folder (a silent zero-length loop) do not
+say which file or folder is wrong; these checks do.
+"""
+import json
+import os
+import os.path as osp
+
+_LOADERS = {
+    'train': 'train_dataloader',
+    'val': 'val_dataloader',
+    'test': 'test_dataloader',
+}
+IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+
+
+def _join(root, path):
+    if not path or osp.isabs(path) or not root:
+        return path
+    return osp.join(root, path)
+
+
+def _datasets(cfg):
+    """The leaf dataset configs under wrappers (Repeat/Concat/...)."""
+    if cfg is None:
+        return []
+    if 'datasets' in cfg:
+        return [d for sub in cfg['datasets'] for d in _datasets(sub)]
+    if 'dataset' in cfg:
+        return _datasets(cfg['dataset'])
+    return [cfg]
+
+
+def check_coco_annotations(path, where):
+    """A COCO annotation file exists, parses and lists images."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'{where}: annotation file {path!r} does not exist')
+    try:
+        with open(path, encoding='utf-8') as f:
+            data = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f'{where}: annotation file {path!r} is not valid '
+                         f'JSON ({err})') from None
+    if not isinstance(data, dict) or not isinstance(data.get('images'),
+                                                    list):
+        raise ValueError(f'{where}: annotation file {path!r} has no '
+                         '"images" list (not a COCO-format file)')
+    if not data['images']:
+        raise ValueError(f'{where}: empty dataset: annotation file {path!r} '
+                         'lists no images')
+    for key in ('annotations', 'categories'):
+        if not isinstance(data.get(key), list):
+            raise ValueError(f'{where}: annotation file {path!r} has no '
+                             f'"{key}" list (not a COCO-format file)')
+
+
+def check_image_folder(path, where, suffix=None):
+    """A folder exists and holds at least one image file."""
+    if not osp.isdir(path):
+        raise FileNotFoundError(f'{where}: image folder {path!r} does not '
+                                'exist')
+    suffixes = (suffix, ) if suffix else IMAGE_SUFFIXES
+    for _, _, files in os.walk(path):
+        if any(f.lower().endswith(suffixes) for f in files):
+            return
+    raise ValueError(f'{where}: empty dataset: no {"/".join(suffixes)} '
+                     f'files under {path!r}')
+
+
+def check_data(cfg, splits=('train', 'val')):
+    """Check the datasets of the given dataloaders of ``cfg``."""
+    for split in splits:
+        loader = cfg.get(_LOADERS[split])
+        if not loader:
+            continue
+        for index, dataset in enumerate(_datasets(loader.get('dataset'))):
+            where = f'{_LOADERS[split]}.dataset' + (f'[{index}]'
+                                                    if index else '')
+            if dataset.get('type') == 'ImageNet':
+                continue  # mmpretrain checks its own folders
+            root = dataset.get('data_root', '')
+            prefix = dataset.get('data_prefix') or {}
+            ann_file = dataset.get('ann_file', '')
+            if ann_file and str(ann_file).endswith('.json'):
+                check_coco_annotations(_join(root, ann_file), where)
+            elif 'img_path' in prefix:  # mmseg layout: image folders
+                check_image_folder(
+                    _join(root, prefix['img_path']), where,
+                    dataset.get('img_suffix'))

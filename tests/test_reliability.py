@@ -1,0 +1,192 @@
+"""Hard kills and resume, non-finite losses, bad data and configs."""
+import glob
+import json
+import os
+import os.path as osp
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from conftest import ROOT, make_runner, run_tool, use_toy_coco
+from mmvit.utils import safe_torch_load
+from mmvit.utils.config import load_config
+from mmvit.utils.data_checks import check_data
+from test_training import CONFIG, OVERLAY, toy_options
+
+
+def _train_args(data_root, work_dir, extra=()):
+    options = toy_options(data_root, 3)
+    options += ['train_dataloader.batch_size=2',  # 4 iterations an epoch
+                'train_cfg.val_interval=3', 'randomness.deterministic=True']
+    return ['tools/train.py', CONFIG, '--overlay', OVERLAY, '--work-dir',
+            str(work_dir)] + list(extra) + options
+
+
+def _last_metric(work_dir, key='coco/bbox_mAP'):
+    values = []
+    for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
+                                          'scalars.json'))):
+        values += [json.loads(line)[key] for line in open(path)
+                   if key in line]
+    return values[-1]
+
+
+def test_resume_after_sigkill_matches_an_uninterrupted_run(toy_coco,
+                                                           tmp_path):
+    whole, killed = tmp_path / 'whole', tmp_path / 'killed'
+    run_tool(_train_args(toy_coco, whole))
+
+    log = open(tmp_path / 'killed.log', 'w')
+    proc = subprocess.Popen([sys.executable] + _train_args(toy_coco, killed),
+                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                            env=dict(os.environ, PYTHONPATH=ROOT))
+    deadline = time.time() + 600
+    # kill in the middle of epoch 2, after its second iteration was logged
+    while time.time() < deadline and proc.poll() is None:
+        text = open(tmp_path / 'killed.log').read()
+        if re.search(r'Epoch\(train\) +\[2\]\[2/4\]', text):
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, 'the run ended before it could be killed'
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert (killed / 'epoch_1.pth').is_file()
+    assert not (killed / 'epoch_2.pth').exists()
+
+    proc = run_tool(_train_args(toy_coco, killed, ['--resume']))
+    assert 'resumed epoch: 1, iter: 4' in proc.stdout + proc.stderr
+    a = safe_torch_load(whole / 'epoch_3.pth')['state_dict']
+    b = safe_torch_load(killed / 'epoch_3.pth')['state_dict']
+    assert a.keys() == b.keys()
+    worst = max((a[k].double() - b[k].double()).abs().max().item()
+                for k in a if a[k].is_floating_point())
+    assert worst <= 1e-6, worst
+    assert _last_metric(whole) == _last_metric(killed)
+
+
+def test_non_finite_loss_stops_with_a_clear_error(toy_coco, tmp_path):
+    cfg = load_config(CONFIG, [OVERLAY])
+    use_toy_coco(cfg, toy_coco)
+    cfg.train_dataloader.batch_size = 2
+    cfg.train_cfg.max_epochs = 1
+    cfg.train_cfg.val_interval = 5
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook',
+                                        by_epoch=False, interval=1)
+    runner = make_runner(cfg, tmp_path)
+    calls = []
+
+    def poison(module, args, outputs):
+        calls.append(1)
+        if len(calls) == 3:  # the third iteration's forward
+            return tuple(o * float('nan') for o in outputs)
+
+    runner.model.backbone.register_forward_hook(poison)
+    with pytest.raises(FloatingPointError,
+                       match=r'Non-finite loss at iteration 3 .*loss_cls=nan'):
+        runner.train()
+    assert (tmp_path / 'iter_2.pth').is_file()
+    assert not (tmp_path / 'iter_3.pth').exists()
+    state = safe_torch_load(tmp_path / 'iter_2.pth')['state_dict']
+    assert all(torch.isfinite(v).all() for v in state.values()
+               if v.is_floating_point())
+
+
+# --- bad data --------------------------------------------------------------
+def _coco_cfg(data_root):
+    cfg = load_config(CONFIG, [OVERLAY])
+    return use_toy_coco(cfg, data_root)
+
+
+def test_annotation_file_errors_name_the_file(toy_coco, tmp_path):
+    cfg = _coco_cfg(toy_coco)
+    cfg.train_dataloader.dataset.ann_file = 'annotations/nope.json'
+    with pytest.raises(FileNotFoundError,
+                       match=r'train_dataloader.dataset: annotation file '
+                       r'.*annotations/nope.json.* does not exist'):
+        check_data(cfg)
+    broken = tmp_path / 'broken.json'
+    broken.write_text('{"images": [')
+    cfg.train_dataloader.dataset.ann_file = str(broken)
+    with pytest.raises(ValueError, match=r'broken.json.* is not valid JSON'):
+        check_data(cfg)
+    empty = tmp_path / 'empty.json'
+    empty.write_text(json.dumps({'images': [], 'annotations': [],
+                                 'categories': []}))
+    cfg.train_dataloader.dataset.ann_file = str(empty)
+    with pytest.raises(ValueError, match=r'empty dataset: annotation file '
+                       r'.*empty.json.* lists no images'):
+        check_data(cfg)
+    # the real tool stops before building anything
+    with pytest.raises(AssertionError, match='empty.json.* lists no images'):
+        run_tool(['tools/train.py', CONFIG, '--overlay', OVERLAY,
+                  '--work-dir', str(tmp_path / 'w'), '--cfg-options',
+                  f'train_dataloader.dataset.ann_file={empty}',
+                  f'train_dataloader.dataset.data_root={toy_coco}/'])
+
+
+def test_empty_segmentation_folder(toy_ade, tmp_path):
+    cfg = load_config(osp.join(ROOT, 'configs', 'semantic_fpn_cas_vit_xs.py'),
+                      [osp.join(ROOT, 'configs', '_toy_', 'ade.py')])
+    cfg.train_dataloader.dataset.data_root = toy_ade + '/'
+    cfg.val_dataloader.dataset.data_root = toy_ade + '/'
+    check_data(cfg)  # the good data passes
+    (tmp_path / 'images' / 'training').mkdir(parents=True)
+    cfg.train_dataloader.dataset.data_root = str(tmp_path)
+    with pytest.raises(ValueError, match=r'empty dataset: no .* files under '
+                       r'.*images/training'):
+        check_data(cfg)
+
+
+def _load(path):
+    from mmcv.transforms import LoadImageFromFile
+    return LoadImageFromFile()(dict(img_path=str(path)))
+
+
+def test_corrupted_image_names_the_file(tmp_path):
+    path = tmp_path / 'broken.jpg'
+    path.write_bytes(b'\xff\xd8\xff\xe0 not really a jpeg')
+    with pytest.raises(AssertionError, match=r'failed to load image: .*'
+                       r'broken.jpg'):
+        _load(path)
+
+
+def test_grayscale_and_rgba_images_load_as_three_channels(tmp_path):
+    gray = np.random.randint(0, 255, (20, 30), np.uint8)
+    rgba = np.random.randint(0, 255, (20, 30, 4), np.uint8)
+    cv2.imwrite(str(tmp_path / 'gray.png'), gray)
+    cv2.imwrite(str(tmp_path / 'rgba.png'), rgba)
+    for name in ('gray.png', 'rgba.png'):
+        img = _load(tmp_path / name)['img']
+        assert img.shape == (20, 30, 3), name
+    assert np.array_equal(_load(tmp_path / 'gray.png')['img'][..., 1], gray)
+
+
+def test_unknown_backbone_type_names_the_registry(tmp_path):
+    from mmvit.utils.config import check_mmvit_types
+    cfg = load_config(CONFIG)
+    check_mmvit_types(cfg)  # the real config passes
+    cfg.model.backbone.type = 'mmvit.NoSuchViT'
+    with pytest.raises(KeyError, match=r"model.backbone.type='mmvit.NoSuchViT"
+                       r"'.*searched mmvit::model.*'CASViT'"):
+        check_mmvit_types(cfg)
+    # through the tool, before anything is built
+    with pytest.raises(AssertionError, match='no such class in the mmvit '
+                       'registry scope'):
+        run_tool(['tools/train.py', CONFIG, '--work-dir', str(tmp_path),
+                  '--cfg-options', 'model.backbone.type=mmvit.NoSuchViT'])
+    # an unknown type without the prefix: mmengine names the default scope
+    from mmengine.registry import init_default_scope
+    from mmdet.registry import MODELS
+    init_default_scope('mmdet')
+    cfg.model.backbone.type = 'NoSuchViT'
+    with pytest.raises(KeyError, match=r'NoSuchViT is not in the mmdet::'
+                       r'model registry'):
+        MODELS.build(cfg.model)
