@@ -117,16 +117,49 @@ class RandomStateHook(Hook):
     mmengine re-seeds a resumed run from its seed, so the random numbers
     after a resume (data augmentation in the main process, drop path) differ
     from those an uninterrupted run draws. With this hook a run resumed from
-    an epoch checkpoint continues with the same streams: in deterministic
-    mode it ends with the same weights. (Dataloader workers re-seed
-    themselves each epoch unless ``persistent_workers=True``; with
-    persistent workers their streams are not restored.)
+    a checkpoint continues with the same streams: in deterministic mode it
+    ends with the same weights. (Dataloader workers re-seed themselves each
+    epoch unless ``persistent_workers=True``; with persistent workers their
+    streams are not restored.)
+
+    Only the main process writes checkpoints, so in distributed runs the
+    states of all processes are gathered just before the checkpoint hook
+    runs (it has a lower priority), at the end of every epoch and at the
+    iterations where an iteration-based checkpoint hook saves.
     """
-    priority = 'VERY_LOW'
+    priority = 'LOW'  # before CheckpointHook (VERY_LOW)
+
+    def __init__(self):
+        self._gathered = None  # (iteration, states of all ranks)
+
+    def _gather(self, runner):
+        from mmengine.dist import all_gather_object, is_distributed
+        if is_distributed():
+            self._gathered = (runner.iter, all_gather_object(_random_states()))
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        checkpoint = next((h for h in runner.hooks
+                           if type(h).__name__ == 'CheckpointHook'), None)
+        if checkpoint is not None and not checkpoint.by_epoch and (
+                self.every_n_train_iters(runner, checkpoint.interval)
+                or self.is_last_train_iter(runner)):
+            self._gather(runner)
+
+    def after_train_epoch(self, runner):
+        self._gather(runner)
 
     def before_save_checkpoint(self, runner, checkpoint):
-        from mmengine.dist import all_gather_object
-        checkpoint['random_states'] = all_gather_object(_random_states())
+        from mmengine.dist import is_distributed
+        if not is_distributed():
+            checkpoint['random_states'] = [_random_states()]
+        elif self._gathered is not None and self._gathered[0] == runner.iter:
+            checkpoint['random_states'] = self._gathered[1]
+        else:
+            print_log('RandomStateHook: no RNG states gathered for this '
+                      'checkpoint; saving the main process\'s only',
+                      'current', level=30)
+            checkpoint['random_states'] = [_random_states()]
 
     def after_load_checkpoint(self, runner, checkpoint):
         from mmengine.dist import get_rank
