@@ -252,3 +252,47 @@ def test_two_processes_match_one(toy_coco, tmp_path):
                                              '*.json'))[0]))
                for d in ('test1', 'test2')]
     assert metrics[0]['coco/bbox_mAP'] == metrics[1]['coco/bbox_mAP']
+
+
+# --- checkpoints from strangers --------------------------------------------
+class _RunsCode:
+    """Unpickling this would run a shell command."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f'touch {self.marker}', )
+
+
+class _GetsAttr:
+    """Unpickling this would fetch HistoryBuffer.__init__ via getattr."""
+
+    def __reduce__(self):
+        from mmengine.logging import HistoryBuffer
+        return getattr, (HistoryBuffer, '__init__')
+
+
+def test_malicious_checkpoints_are_refused(toy_coco, tmp_path):
+    from mmvit.models import CASViT
+    marker = tmp_path / 'pwned'
+    evil = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {'backbone.x': torch.zeros(1)},
+                'meta': _RunsCode(marker)}, evil)
+    sneaky = tmp_path / 'sneaky.pth'
+    torch.save({'state_dict': {}, 'meta': _GetsAttr()}, sneaky)
+    for path in (evil, sneaky):
+        with pytest.raises(RuntimeError, match='refused to load checkpoint '
+                           '.*would execute code'):
+            safe_torch_load(path)
+    # as backbone weights
+    model = CASViT('xs', init_cfg=dict(type='Pretrained',
+                                       checkpoint=str(evil)))
+    with pytest.raises(RuntimeError, match='refused to load'):
+        model.init_weights()
+    # as the checkpoint of tools/test.py (mmengine's loader, load_from)
+    with pytest.raises(AssertionError, match='Weights only load failed'):
+        run_tool(['tools/test.py', CONFIG, str(evil), '--overlay', OVERLAY,
+                  '--work-dir', str(tmp_path / 'w')] +
+                 toy_options(toy_coco, 1))
+    assert not marker.exists()  # nothing it would do happened
