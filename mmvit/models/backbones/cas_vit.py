@@ -156,11 +156,9 @@ class CASViT(MMViTBackbone):
                  norm_cfg=dict(type='BN'),
                  act_cfg=dict(type='GELU'),
                  init_cfg=None):
-        settings = parse_arch(arch, self.arch_settings, 'CASViT')
+        settings = parse_arch(arch, self.arch_settings, 'CASViT',
+                              ('channels', ))
         depths, channels = settings['depths'], settings['channels']
-        if len(depths) != len(channels):
-            raise ValueError('CASViT: arch depths and channels differ in '
-                             f'length ({len(depths)} vs {len(channels)})')
         super().__init__(len(depths), out_indices, frozen_stages, norm_eval,
                          in_channels, init_cfg)
         self.channels = tuple(channels)
@@ -185,16 +183,6 @@ class CASViT(MMViTBackbone):
             self.add_module(f'norm{i}',
                             build_norm_layer(norm_cfg, channels[i])[1])
         self._freeze_stages()
-
-    def forward(self, x):
-        self.check_input(x)
-        x = self.stem(x)
-        outs = []
-        for i, stage in enumerate(self.stages):
-            x = stage(x)
-            if i in self.out_indices:
-                outs.append(getattr(self, f'norm{i}')(x))
-        return tuple(outs)
 
     # Official key layout -> ours. ``network.{2i}`` is stage i's blocks,
     # ``network.{2i-1}`` the downsampling in front of stage i.

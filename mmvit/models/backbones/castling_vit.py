@@ -267,14 +267,10 @@ class CastlingViT(MMViTBackbone):
                  aux_softmax=True,
                  aux_stages=(0, 1, 2, 3),
                  init_cfg=None):
-        settings = parse_arch(arch, self.arch_settings, 'CastlingViT')
+        settings = parse_arch(arch, self.arch_settings, 'CastlingViT',
+                              ('channels', 'num_heads', 'mlp_ratios'))
         depths = settings['depths']
         num_stages = len(depths)
-        for key in ('channels', 'num_heads', 'mlp_ratios'):
-            if len(settings[key]) != num_stages:
-                raise ValueError(
-                    f'CastlingViT: arch {key} has {len(settings[key])} '
-                    f'entries, depths has {num_stages}')
         if init_cfg is None:
             init_cfg = [
                 dict(type='TruncNormal', layer='Linear', std=.02, bias=0.),
@@ -316,12 +312,3 @@ class CastlingViT(MMViTBackbone):
         """After loading a state dict, hand the loaded factor to the
         attention layers."""
         set_aux_factor(module, float(module.aux_factor))
-
-    def forward(self, x):
-        self.check_input(x)
-        outs = []
-        for i, stage in enumerate(self.stages):
-            x = stage(x)
-            if i in self.out_indices:
-                outs.append(x)
-        return tuple(outs)

@@ -287,14 +287,10 @@ class CMT(MMViTBackbone):
                  norm_cfg=dict(type='BN'),
                  fused_attn=True,
                  init_cfg=None):
-        settings = parse_arch(arch, self.arch_settings, 'CMT')
+        settings = parse_arch(arch, self.arch_settings, 'CMT',
+                              ('channels', 'num_heads', 'sr_ratios'))
         channels, depths = settings['channels'], settings['depths']
         num_stages = len(depths)
-        for key in ('channels', 'num_heads', 'sr_ratios'):
-            if len(settings[key]) != num_stages:
-                raise ValueError(
-                    f'CMT: arch {key} has {len(settings[key])} entries, '
-                    f'depths has {num_stages}')
         train_size = settings['train_size']
         if train_size % 2**(num_stages + 1):
             raise ValueError(f'CMT: arch train_size {train_size} is not a '

@@ -313,14 +313,10 @@ class EfficientViT(MMViTBackbone):
                  window_size=7,
                  drop_path_rate=0.,
                  init_cfg=None):
-        settings = parse_arch(arch, self.arch_settings, 'EfficientViT')
+        settings = parse_arch(arch, self.arch_settings, 'EfficientViT',
+                              ('channels', 'num_heads'))
         channels, depths = settings['channels'], settings['depths']
         num_stages = len(depths)
-        for key in ('channels', 'num_heads'):
-            if len(settings[key]) != num_stages:
-                raise ValueError(
-                    f'EfficientViT: arch {key} has {len(settings[key])} '
-                    f'entries, depths has {num_stages}')
         if channels[0] % 8:
             raise ValueError(f'EfficientViT: the first stage width '
                              f'{channels[0]} must be a multiple of 8')
@@ -347,16 +343,6 @@ class EfficientViT(MMViTBackbone):
             for i in range(num_stages)
         ])
         self._freeze_stages()
-
-    def forward(self, x):
-        self.check_input(x)
-        x = self.stem(x)
-        outs = []
-        for i, stage in enumerate(self.stages):
-            x = stage(x)
-            if i in self.out_indices:
-                outs.append(x)
-        return tuple(outs)
 
     # -- official checkpoints ---------------------------------------------
     # blocks{s}.{k} of the official model: for s >= 2, k = 0, 1, 2 are the

@@ -2,11 +2,23 @@
 from typing import Mapping, Sequence
 
 
-def parse_arch(arch, arch_settings: Mapping[str, dict], owner: str) -> dict:
+def parse_arch(arch, arch_settings: Mapping[str, dict], owner: str,
+               per_stage=()) -> dict:
     """Return the settings of ``arch``: a name of ``arch_settings`` or a dict.
 
-    A dict must hold exactly the keys of the table's entries.
+    A dict must hold exactly the keys of the table's entries, and each key
+    of ``per_stage`` a list as long as ``depths``.
     """
+    settings = _lookup_arch(arch, arch_settings, owner)
+    for key in per_stage:
+        if len(settings[key]) != len(settings['depths']):
+            raise ValueError(
+                f'{owner}: arch {key} has {len(settings[key])} entries, '
+                f'depths has {len(settings["depths"])}')
+    return settings
+
+
+def _lookup_arch(arch, arch_settings, owner):
     required = set(next(iter(arch_settings.values())))
     if isinstance(arch, str):
         if arch not in arch_settings:

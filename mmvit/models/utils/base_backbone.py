@@ -50,6 +50,21 @@ class MMViTBackbone(BaseModule):
         norm = getattr(self, f'norm{index}', None)
         return [self.stages[index]] + ([norm] if norm is not None else [])
 
+    def forward(self, x):
+        """Stem (if any), then the stages; the selected outputs pass through
+        their output norm ``norm{i}`` where the family has one."""
+        self.check_input(x)
+        stem = getattr(self, 'stem', None)
+        if stem is not None:
+            x = stem(x)
+        outs = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i in self.out_indices:
+                norm = getattr(self, f'norm{i}', None)
+                outs.append(norm(x) if norm is not None else x)
+        return tuple(outs)
+
     def convert_checkpoint(self, state_dict: Dict[str, torch.Tensor]):
         """Map a state dict of the official layout to this module's keys."""
         return state_dict
