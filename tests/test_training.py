@@ -73,3 +73,11 @@ def test_train_resume_and_test(toy_coco, tmp_path):
     assert metrics and 'coco/bbox_mAP' in json.load(open(metrics[0]))
     assert len(glob.glob(str(show / '*.jpg'))) == 4
     assert out.is_file()
+
+    # --deploy folds the Conv+BN pairs after loading: the same AP
+    run_tool(['tools/test.py', CONFIG, osp.join(work, 'epoch_2.pth'),
+              '--overlay', OVERLAY, '--work-dir', str(tmp_path / 'deploy'),
+              '--deploy'] + toy_options(toy_coco, 2))
+    deployed = glob.glob(str(tmp_path / 'deploy' / '*' / '*.json'))
+    plain = json.load(open(metrics[0]))['coco/bbox_mAP']
+    assert abs(json.load(open(deployed[0]))['coco/bbox_mAP'] - plain) <= 0.01

@@ -39,6 +39,10 @@ def parse_args(argv=None):
     parser.add_argument(
         '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none', help='job launcher')
+    parser.add_argument(
+        '--deploy', action='store_true',
+        help='fold Conv+BN pairs and drop training-only branches after the '
+        'checkpoint is loaded (mmvit.deploy.switch_to_deploy)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
@@ -108,6 +112,9 @@ def main(argv=None):
         enable_visualization(cfg, args)
     if args.out is not None:
         add_dump(cfg, args)
+    if args.deploy:
+        cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
+            dict(type='mmvit.DeployHook')]
 
     check_data(cfg, ('test', ))
     runner = (Runner.from_cfg(cfg) if 'runner_type' not in cfg else

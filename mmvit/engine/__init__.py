@@ -1,3 +1,6 @@
-from .hooks import CastlingAnnealHook, NonFiniteLossHook, RandomStateHook
+from .hooks import (CastlingAnnealHook, DeployHook, NonFiniteLossHook,
+                    RandomStateHook)
 
-__all__ = ['CastlingAnnealHook', 'NonFiniteLossHook', 'RandomStateHook']
+__all__ = [
+    'CastlingAnnealHook', 'DeployHook', 'NonFiniteLossHook', 'RandomStateHook'
+]

@@ -201,3 +201,17 @@ class NonFiniteLossHook(Hook):
                 f'{runner.epoch + 1}): {", ".join(bad)}. Training stopped; '
                 f'the last checkpoint in {runner.work_dir} was written '
                 'before this iteration.')
+
+
+@HOOKS.register_module()
+class DeployHook(Hook):
+    """Apply :func:`mmvit.deploy.switch_to_deploy` to the model before
+    testing (after the checkpoint is loaded); what ``tools/test.py
+    --deploy`` adds. Not for validation during training: a deployed model
+    no longer trains its BatchNorms."""
+
+    def before_test(self, runner):
+        from mmvit.deploy import switch_to_deploy
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        switch_to_deploy(model)

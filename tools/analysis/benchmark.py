@@ -41,6 +41,9 @@ def parse_args():
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--out', help='also write the table to this file')
+    parser.add_argument('--deploy', action='store_true',
+                        help='time the deployed model '
+                        '(mmvit.deploy.switch_to_deploy)')
     parser.add_argument('--no-malloc-tuning', action='store_true',
                         help='keep glibc malloc defaults (see below)')
     return parser.parse_args()
@@ -105,6 +108,9 @@ def main():
     rows = []
     for arch in args.archs:
         model = backbone(arch=arch).to(args.device).eval()
+        if args.deploy:
+            from mmvit.deploy import switch_to_deploy
+            switch_to_deploy(model)
         params = sum(p.numel() for p in model.parameters()) / 1e6
         medians, cells = [], []
         measured = time_forwards(model, sizes, args)
@@ -123,7 +129,8 @@ def main():
              '|' + '---|' * len(header)]
     lines += ['| ' + ' | '.join(row) + ' |' for row in rows]
     table = '\n'.join(lines)
-    note = (f'\n{args.backbone}, eval forward, batch {args.batch}, '
+    note = (f'\n{args.backbone}{" deployed" if args.deploy else ""}, '
+            f'eval forward, batch {args.batch}, '
             f'{args.device}, {args.threads} threads, median of '
             f'{args.repeat} after {args.warmup} warm-up, sizes '
             f'interleaved; glibc malloc {"tuned" if tuned else "default"}; '
