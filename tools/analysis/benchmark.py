@@ -4,10 +4,11 @@
     python tools/analysis/benchmark.py --backbone CastlingViT \\
         --archs xs s m --sizes 256 512 1024 --threads 2
 
-For each variant: parameters, and the median (with min and max) of
-``--repeat`` timed eval forwards after ``--warmup`` untimed ones (the sizes
-alternate within each repeat), batch
-``--batch``, on ``--device`` with ``--threads`` CPU threads. The last column
+For each variant: parameters, multiply-adds at ``--flops-size`` (counted by
+mmengine.analysis; 0.302 G for EfficientViT-m4 at 224), and the median
+(with min and max) of ``--repeat`` timed eval forwards after ``--warmup``
+untimed ones (the sizes alternate within each repeat), batch ``--batch``,
+on ``--device`` with ``--threads`` CPU threads. The last column
 is t(largest size) / t(second largest): about the pixel ratio for a cost
 linear in the number of tokens (4 for 512 -> 1024), approaching its square
 for quadratic attention. On CPU, glibc malloc is first told to keep freed
@@ -41,6 +42,9 @@ def parse_args():
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--out', help='also write the table to this file')
+    parser.add_argument('--flops-size', type=int, default=224,
+                        help='input side for the FLOPs column (mmengine.'
+                        'analysis; multiply-adds); 0 skips it')
     parser.add_argument('--deploy', action='store_true',
                         help='time the deployed model '
                         '(mmvit.deploy.switch_to_deploy)')
@@ -69,6 +73,23 @@ def tune_glibc_malloc():
             libc.mallopt(m_trim_threshold, 1 << 30))
     except (OSError, AttributeError):
         return False
+
+
+def count_flops(model, size):
+    """Multiply-adds of one forward at ``size`` x ``size`` (mmengine)."""
+    import logging
+
+    from mmengine.analysis import get_model_complexity_info
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # unsupported-operator notes
+    try:
+        info = get_model_complexity_info(model, input_shape=(3, size, size),
+                                         show_table=False, show_arch=False)
+    finally:
+        logger.setLevel(level)
+    return info['flops']
 
 
 def time_forwards(model, sizes, args):
@@ -101,8 +122,10 @@ def main():
                  f'mmvit.models has {sorted(models.__all__)}')
     torch.set_num_threads(args.threads)
     sizes = sorted(args.sizes)
-    header = ['variant', 'params (M)'] + [f'{s}x{s} ms (min-max)'
-                                          for s in sizes]
+    header = ['variant', 'params (M)']
+    if args.flops_size:
+        header.append(f'GFLOPs @{args.flops_size}')
+    header += [f'{s}x{s} ms (min-max)' for s in sizes]
     if len(sizes) > 1:
         header.append(f't({sizes[-1]}^2)/t({sizes[-2]}^2)')
     rows = []
@@ -119,7 +142,10 @@ def main():
             medians.append(statistics.median(times))
             cells.append(f'{medians[-1]:.1f} ({min(times):.1f}-'
                          f'{max(times):.1f})')
-        row = [arch, f'{params:.2f}'] + cells
+        row = [arch, f'{params:.2f}']
+        if args.flops_size:
+            row.append(f'{count_flops(model, args.flops_size) / 1e9:.3f}')
+        row += cells
         if len(sizes) > 1:
             row.append(f'{medians[-1] / medians[-2]:.2f}')
         rows.append(row)
