@@ -8,7 +8,9 @@ For each variant: parameters, multiply-adds at ``--flops-size`` (counted by
 mmengine.analysis; 0.302 G for EfficientViT-m4 at 224), and the median
 (with min and max) of ``--repeat`` timed eval forwards after ``--warmup``
 untimed ones (the sizes alternate within each repeat), batch ``--batch``,
-on ``--device`` with ``--threads`` CPU threads. The last column
+on ``--device`` with ``--threads`` CPU threads; images per second at the
+smallest size; on CUDA the peak memory of one forward at the largest. The
+last column
 is t(largest size) / t(second largest): about the pixel ratio for a cost
 linear in the number of tokens (4 for 512 -> 1024), approaching its square
 for quadratic attention. On CPU, glibc malloc is first told to keep freed
@@ -42,6 +44,8 @@ def parse_args():
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--out', help='also write the table to this file')
+    parser.add_argument('--plot', help='write a PNG of latency against '
+                        'input pixels, one line per variant')
     parser.add_argument('--flops-size', type=int, default=224,
                         help='input side for the FLOPs column (mmengine.'
                         'analysis; multiply-adds); 0 skips it')
@@ -93,23 +97,49 @@ def count_flops(model, size):
 
 
 def time_forwards(model, sizes, args):
-    """Per size, the timed forwards. Sizes alternate within every repeat,
-    so slow drifts of a shared machine affect all sizes alike."""
+    """Per size, the timed forwards (and, on CUDA, the peak memory of one
+    forward). Sizes alternate within every repeat, so slow drifts of a
+    shared machine affect all sizes alike."""
+    cuda = args.device.startswith('cuda')
     inputs = {s: torch.rand(args.batch, 3, s, s, device=args.device)
               for s in sizes}
-    sync = (torch.cuda.synchronize if args.device.startswith('cuda') else
-            (lambda: None))
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     times = {s: [] for s in sizes}
+    peaks = {}
     with torch.no_grad():
         for i in range(args.warmup + args.repeat):
             for size in sizes:
+                if cuda:
+                    torch.cuda.reset_peak_memory_stats()
                 sync()
                 start = time.perf_counter()
                 model(inputs[size])
                 sync()
                 if i >= args.warmup:
                     times[size].append(time.perf_counter() - start)
-    return times
+                if cuda:
+                    peaks[size] = torch.cuda.max_memory_allocated() / 2**20
+    return times, peaks
+
+
+def plot(results, args):
+    """Latency (ms) against input pixels, one line per variant."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for arch, medians in results.items():
+        sizes = sorted(medians)
+        ax.plot([s * s for s in sizes], [medians[s] for s in sizes],
+                marker='o', label=f'{args.backbone} {arch}')
+    ax.set_xlabel('input pixels')
+    ax.set_ylabel(f'eval latency, batch {args.batch} (ms)')
+    ax.set_xscale('log')
+    ax.set_yscale('log')
+    ax.grid(True, which='both', alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(args.plot, dpi=120)
 
 
 def main():
@@ -126,9 +156,12 @@ def main():
     if args.flops_size:
         header.append(f'GFLOPs @{args.flops_size}')
     header += [f'{s}x{s} ms (min-max)' for s in sizes]
+    header.append(f'img/s @{sizes[0]}')
+    if args.device.startswith('cuda'):
+        header.append(f'peak MiB @{sizes[-1]}')
     if len(sizes) > 1:
         header.append(f't({sizes[-1]}^2)/t({sizes[-2]}^2)')
-    rows = []
+    rows, results = [], {}
     for arch in args.archs:
         model = backbone(arch=arch).to(args.device).eval()
         if args.deploy:
@@ -136,7 +169,7 @@ def main():
             switch_to_deploy(model)
         params = sum(p.numel() for p in model.parameters()) / 1e6
         medians, cells = [], []
-        measured = time_forwards(model, sizes, args)
+        measured, peaks = time_forwards(model, sizes, args)
         for size in sizes:
             times = [t * 1000 for t in measured[size]]
             medians.append(statistics.median(times))
@@ -146,9 +179,13 @@ def main():
         if args.flops_size:
             row.append(f'{count_flops(model, args.flops_size) / 1e9:.3f}')
         row += cells
+        row.append(f'{1000 * args.batch / medians[0]:.1f}')
+        if peaks:
+            row.append(f'{peaks[sizes[-1]]:.0f}')
         if len(sizes) > 1:
             row.append(f'{medians[-1] / medians[-2]:.2f}')
         rows.append(row)
+        results[arch] = dict(zip(sizes, medians))
         print(f'{args.backbone} {arch}: ' + ', '.join(
             f'{s}: {m:.1f} ms' for s, m in zip(sizes, medians)), flush=True)
     lines = ['| ' + ' | '.join(header) + ' |',
@@ -165,6 +202,8 @@ def main():
     if args.out:
         with open(args.out, 'w') as f:
             f.write(table + note + '\n')
+    if args.plot:
+        plot(results, args)
 
 
 if __name__ == '__main__':
