@@ -68,6 +68,17 @@ class ConvMlp(nn.Module):
         return self.drop(self.fc2(x))
 
 
+def transformer_init_cfg(norm_layers=('LayerNorm', )):
+    """The init of timm-style vision transformers, as mmengine init_cfg:
+    truncated normal (std 0.02) linear layers, fan-out Kaiming normal
+    convolutions, unit-weight zero-bias norms; biases zero."""
+    return [
+        dict(type='TruncNormal', layer='Linear', std=.02, bias=0.),
+        dict(type='Kaiming', layer='Conv2d', mode='fan_out', bias=0.),
+        dict(type='Constant', layer=list(norm_layers), val=1., bias=0.),
+    ]
+
+
 def drop_path_rates(depths, drop_path_rate):
     """Per-block rates rising linearly from 0 to ``drop_path_rate``.
 

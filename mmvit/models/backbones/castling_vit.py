@@ -36,7 +36,7 @@ from mmcv.cnn.bricks.transformer import PatchEmbed
 from torch import nn
 
 from mmvit.registry import MODELS
-from ..layers import drop_path_rates
+from ..layers import drop_path_rates, transformer_init_cfg
 from ..utils import MMViTBackbone, normalize_out_indices, parse_arch
 
 RES_CONVS = ('spatial', 'token1d')
@@ -272,12 +272,7 @@ class CastlingViT(MMViTBackbone):
         depths = settings['depths']
         num_stages = len(depths)
         if init_cfg is None:
-            init_cfg = [
-                dict(type='TruncNormal', layer='Linear', std=.02, bias=0.),
-                dict(type='Kaiming', layer='Conv2d', mode='fan_out',
-                     bias=0.),
-                dict(type='Constant', layer='LayerNorm', val=1., bias=0.),
-            ]
+            init_cfg = transformer_init_cfg()
         super().__init__(num_stages, out_indices, frozen_stages, norm_eval,
                          in_channels, init_cfg)
         aux_stages = normalize_out_indices(aux_stages, num_stages,

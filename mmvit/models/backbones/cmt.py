@@ -46,7 +46,8 @@ from mmcv.cnn.bricks import DropPath
 from torch import nn
 
 from mmvit.registry import MODELS
-from ..layers import ConvNormAct, DerivedTensorCache, drop_path_rates
+from ..layers import (ConvNormAct, DerivedTensorCache, drop_path_rates,
+                      transformer_init_cfg)
 from ..utils import MMViTBackbone, parse_arch
 
 _GELU = dict(type='GELU')
@@ -296,13 +297,7 @@ class CMT(MMViTBackbone):
             raise ValueError(f'CMT: arch train_size {train_size} is not a '
                              f'multiple of {2**(num_stages + 1)}')
         if init_cfg is None:
-            init_cfg = [
-                dict(type='TruncNormal', layer='Linear', std=.02, bias=0.),
-                dict(type='Kaiming', layer='Conv2d', mode='fan_out',
-                     bias=0.),
-                dict(type='Constant', layer=['LayerNorm', '_BatchNorm'],
-                     val=1., bias=0.),
-            ]
+            init_cfg = transformer_init_cfg(('LayerNorm', '_BatchNorm'))
         super().__init__(num_stages, out_indices, frozen_stages, norm_eval,
                          in_channels, init_cfg)
         self.arch = settings
