@@ -82,7 +82,7 @@ def reference(attn, x, hw, factor):
 def test_token1d_matches_the_formula(factor):
     torch.manual_seed(0)
     attn = LinearAngularAttention(64, 4, res_conv='token1d').train()
-    attn.aux_factor.fill_(factor)
+    attn.aux_factor = factor
     x = torch.randn(2, 48, 64)
     with torch.no_grad():
         assert torch.allclose(attn(x, (6, 8)), reference(attn, x, (6, 8),

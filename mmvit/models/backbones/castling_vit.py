@@ -17,8 +17,9 @@ follows.
 0.02) is added before the normalisation; :class:`mmvit.engine.
 CastlingAnnealHook` anneals ``factor`` to exactly 0. The backbone keeps the
 factor in a buffer (``aux_factor``, saved in checkpoints) and hands it to
-its attention layers, whose own copies stay out of the state dict (so the
-attention's keys are those of the released module). Whenever the factor is
+its attention layers as a plain float (so the attention's state-dict keys
+are those of the released module, and deciding whether to run the branch
+reads no tensor). Whenever the factor is
 0, and always in eval mode, the branch is skipped, so inference allocates no
 ``N x N`` tensor.
 
@@ -99,15 +100,12 @@ class LinearAngularAttention(nn.Module):
             self.dconv = nn.Conv2d(embed_dims, embed_dims, res_kernel_size,
                                    padding=res_kernel_size // 2,
                                    groups=embed_dims, bias=False)
-        if aux_softmax:  # not in the state dict: see CastlingViT
-            self.register_buffer('aux_factor',
-                                 torch.tensor(float(aux_factor)),
-                                 persistent=False)
+        # a float, not in the state dict: CastlingViT saves and sets it
+        self.aux_factor = float(aux_factor) if aux_softmax else 0.
 
     def uses_aux_branch(self):
         """True only while training with a non-zero factor."""
-        return (self.aux_softmax and self.training
-                and float(self.aux_factor) != 0.)
+        return self.aux_softmax and self.training and self.aux_factor != 0.
 
     def _residual(self, v, hw_shape):
         if self.res_conv == 'token1d':
@@ -148,7 +146,7 @@ def set_aux_factor(model, value):
     count = 0
     for module in model.modules():
         if isinstance(module, LinearAngularAttention) and module.aux_softmax:
-            module.aux_factor.fill_(float(value))
+            module.aux_factor = float(value)
             count += 1
         elif isinstance(module, CastlingViT) and module.aux_softmax:
             module.aux_factor.fill_(float(value))
