@@ -101,7 +101,7 @@ def main(argv=None):
     from mmengine.runner import Runner
 
     from mmvit.utils.config import prepare_config
-    from mmvit.utils.data_checks import check_data
+    from mmvit.utils.data_checks import data_errors_explained
 
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(
@@ -116,10 +116,10 @@ def main(argv=None):
         cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
             dict(type='mmvit.DeployHook')]
 
-    check_data(cfg, ('test', ))
-    runner = (Runner.from_cfg(cfg) if 'runner_type' not in cfg else
-              RUNNERS.build(cfg))
-    return runner.test()
+    with data_errors_explained(cfg, ('test', )):
+        runner = (Runner.from_cfg(cfg) if 'runner_type' not in cfg else
+                  RUNNERS.build(cfg))
+        return runner.test()
 
 
 if __name__ == '__main__':

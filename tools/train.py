@@ -54,7 +54,7 @@ def main(argv=None):
     from mmengine.runner import Runner
 
     from mmvit.utils.config import prepare_config
-    from mmvit.utils.data_checks import check_data
+    from mmvit.utils.data_checks import data_errors_explained
 
     cfg = prepare_config(args)
 
@@ -77,10 +77,11 @@ def main(argv=None):
         cfg.resume = True
         cfg.load_from = args.resume
 
-    check_data(cfg, ('train', 'val') if cfg.get('val_cfg') else ('train', ))
-    runner = (Runner.from_cfg(cfg) if 'runner_type' not in cfg else
-              RUNNERS.build(cfg))
-    runner.train()
+    splits = ('train', 'val') if cfg.get('val_cfg') else ('train', )
+    with data_errors_explained(cfg, splits):
+        runner = (Runner.from_cfg(cfg) if 'runner_type' not in cfg else
+                  RUNNERS.build(cfg))
+        runner.train()
 
 
 if __name__ == '__main__':

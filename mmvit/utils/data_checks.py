@@ -1,14 +1,18 @@
-"""Checks of a config's data before a run starts, with errors that name
-the file or folder at fault.
+"""Checks of a config's data, with errors that name the file or folder at
+fault.
 
 The libraries' own errors for a broken annotation file (a bare JSON
 position), an annotation file without images (``need at least one array to
 concatenate``) or an empty image folder (a silent zero-length loop) do not
-say which file or folder is wrong; these checks do.
+say which file or folder is wrong; these checks do. The tools run the cheap
+ones (files and folders exist, folders hold images) before a run and parse
+annotation files only when the run has failed (:func:`data_errors_explained`),
+so a healthy run reads its annotations once.
 """
 import json
 import os
 import os.path as osp
+from contextlib import contextmanager
 
 _LOADERS = {
     'train': 'train_dataloader',
@@ -35,11 +39,14 @@ def _datasets(cfg):
     return [cfg]
 
 
-def check_coco_annotations(path, where):
-    """A COCO annotation file exists, parses and lists images."""
+def check_coco_annotations(path, where, parse=True):
+    """A COCO annotation file exists and (``parse``) parses and lists
+    images."""
     if not osp.isfile(path):
         raise FileNotFoundError(
             f'{where}: annotation file {path!r} does not exist')
+    if not parse:
+        return
     try:
         with open(path, encoding='utf-8') as f:
             data = json.load(f)
@@ -72,8 +79,9 @@ def check_image_folder(path, where, suffix=None):
                      f'files under {path!r}')
 
 
-def check_data(cfg, splits=('train', 'val')):
-    """Check the datasets of the given dataloaders of ``cfg``."""
+def check_data(cfg, splits=('train', 'val'), parse=True):
+    """Check the datasets of the given dataloaders of ``cfg``; without
+    ``parse``, annotation files are only checked to exist."""
     for split in splits:
         loader = cfg.get(_LOADERS[split])
         if not loader:
@@ -87,8 +95,24 @@ def check_data(cfg, splits=('train', 'val')):
             prefix = dataset.get('data_prefix') or {}
             ann_file = dataset.get('ann_file', '')
             if ann_file and str(ann_file).endswith('.json'):
-                check_coco_annotations(_join(root, ann_file), where)
+                check_coco_annotations(_join(root, ann_file), where, parse)
             elif 'img_path' in prefix:  # mmseg layout: image folders
                 check_image_folder(
                     _join(root, prefix['img_path']), where,
                     dataset.get('img_suffix'))
+
+
+@contextmanager
+def data_errors_explained(cfg, splits):
+    """Run the cheap checks, then the body (a training or a test); if the
+    body fails and the full checks find the data at fault, raise their error
+    (naming the file) from the original one."""
+    check_data(cfg, splits, parse=False)
+    try:
+        yield
+    except Exception as err:
+        try:
+            check_data(cfg, splits)
+        except (FileNotFoundError, ValueError) as data_err:
+            raise data_err from err
+        raise
