@@ -131,6 +131,12 @@ class RandomStateHook(Hook):
 
     def __init__(self):
         self._gathered = None  # (iteration, states of all ranks)
+        self._checkpoint_hook = None
+
+    def before_train(self, runner):
+        self._checkpoint_hook = next(
+            (h for h in runner.hooks if type(h).__name__ == 'CheckpointHook'),
+            None)
 
     def _gather(self, runner):
         from mmengine.dist import all_gather_object, is_distributed
@@ -139,8 +145,7 @@ class RandomStateHook(Hook):
 
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None):
-        checkpoint = next((h for h in runner.hooks
-                           if type(h).__name__ == 'CheckpointHook'), None)
+        checkpoint = self._checkpoint_hook
         if checkpoint is not None and not checkpoint.by_epoch and (
                 self.every_n_train_iters(runner, checkpoint.interval)
                 or self.is_last_train_iter(runner)):

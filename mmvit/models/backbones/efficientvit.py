@@ -115,14 +115,21 @@ class CascadedGroupAttention(nn.Module):
         self.attention_biases = nn.Parameter(
             torch.zeros(num_heads, window_size * window_size))
         self._bias_cache = DerivedTensorCache(capacity=4)
+        self._index_cache = {}
 
     def offset_index(self, size):
-        """(N, N) index of |dy| * window + |dx| for an H x W grid."""
-        points = torch.tensor(list(itertools.product(range(size[0]),
-                                                     range(size[1]))),
-                              device=self.attention_biases.device)
-        offsets = (points[:, None, :] - points[None, :, :]).abs()
-        return offsets[..., 0] * self.window_size + offsets[..., 1]
+        """(N, N) index of |dy| * window + |dx| for an H x W grid; built
+        once per grid size and device (it depends on nothing learned)."""
+        device = self.attention_biases.device
+        key = (tuple(size), device)
+        if key not in self._index_cache:
+            points = torch.tensor(list(itertools.product(range(size[0]),
+                                                         range(size[1]))),
+                                  device=device)
+            offsets = (points[:, None, :] - points[None, :, :]).abs()
+            self._index_cache[key] = offsets[..., 0] * self.window_size + \
+                offsets[..., 1]
+        return self._index_cache[key]
 
     def bias(self, size):
         """(heads, N, N) bias of an H x W map; cached outside training."""
