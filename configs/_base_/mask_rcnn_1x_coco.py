@@ -7,6 +7,7 @@ _base_ = [
     'mmdet::_base_/datasets/coco_instance.py',
     'mmdet::_base_/schedules/schedule_1x.py',
     'mmdet::_base_/default_runtime.py',
+    './mmvit_runtime.py',
 ]
 
 train_dataloader = dict(batch_size=2, num_workers=2)
@@ -16,10 +17,3 @@ optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05),
     paramwise_cfg=dict(norm_decay_mult=0.))
 auto_scale_lr = dict(enable=False, base_batch_size=16)
-# Stop on a NaN/inf loss (naming the iteration and the term) before a
-# checkpoint of the corrupted weights is written; keep every process's RNG
-# states in checkpoints so that `--resume` continues the same random streams.
-custom_hooks = [
-    dict(type='mmvit.NonFiniteLossHook'),
-    dict(type='mmvit.RandomStateHook'),
-]

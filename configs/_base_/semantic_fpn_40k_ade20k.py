@@ -8,6 +8,7 @@ _base_ = [
     'mmseg::_base_/datasets/ade20k.py',
     'mmseg::_base_/schedules/schedule_40k.py',
     'mmseg::_base_/default_runtime.py',
+    './mmvit_runtime.py',
 ]
 crop_size = (512, 512)
 
@@ -30,10 +31,3 @@ auto_scale_lr = dict(enable=False, base_batch_size=32)
 train_cfg = dict(max_iters=40000, val_interval=4000)
 default_hooks = dict(
     checkpoint=dict(by_epoch=False, interval=4000, save_best='mIoU'))
-# Stop on a NaN/inf loss (naming the iteration and the term) before a
-# checkpoint of the corrupted weights is written; keep every process's RNG
-# states in checkpoints so that `--resume` continues the same random streams.
-custom_hooks = [
-    dict(type='mmvit.NonFiniteLossHook'),
-    dict(type='mmvit.RandomStateHook'),
-]

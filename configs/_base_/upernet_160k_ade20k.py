@@ -9,6 +9,7 @@ _base_ = [
     'mmseg::_base_/datasets/ade20k.py',
     'mmseg::_base_/schedules/schedule_160k.py',
     'mmseg::_base_/default_runtime.py',
+    './mmvit_runtime.py',
 ]
 crop_size = (512, 512)
 
@@ -31,10 +32,3 @@ param_scheduler = [
          by_epoch=False),
 ]
 auto_scale_lr = dict(enable=False, base_batch_size=16)
-# Stop on a NaN/inf loss (naming the iteration and the term) before a
-# checkpoint of the corrupted weights is written; keep every process's RNG
-# states in checkpoints so that `--resume` continues the same random streams.
-custom_hooks = [
-    dict(type='mmvit.NonFiniteLossHook'),
-    dict(type='mmvit.RandomStateHook'),
-]

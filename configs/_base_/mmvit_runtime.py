@@ -1,0 +1,8 @@
+# Hooks every mmvit config runs (each head base includes this file): stop on
+# a NaN/inf loss (naming the iteration and the term) before a checkpoint of
+# the corrupted weights is written; keep every process's RNG states in
+# checkpoints so that `--resume` continues the same random streams.
+custom_hooks = [
+    dict(type='mmvit.NonFiniteLossHook'),
+    dict(type='mmvit.RandomStateHook'),
+]
