@@ -127,9 +127,9 @@ def test_annotation_file_errors_name_the_file(toy_coco, tmp_path):
     # the real tool stops before building anything
     with pytest.raises(AssertionError, match='empty.json.* lists no images'):
         run_tool(['tools/train.py', CONFIG, '--overlay', OVERLAY,
-                  '--work-dir', str(tmp_path / 'w'), '--cfg-options',
-                  f'train_dataloader.dataset.ann_file={empty}',
-                  f'train_dataloader.dataset.data_root={toy_coco}/'])
+                  '--work-dir', str(tmp_path / 'w')] +
+                 toy_options(toy_coco, 1) +
+                 [f'train_dataloader.dataset.ann_file={empty}'])
 
 
 def test_empty_segmentation_folder(toy_ade, tmp_path):

@@ -100,7 +100,7 @@ def main(argv=None):
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
-    from mmvit.utils.config import prepare_config
+    from mmvit.utils.config import prepare_config, shutdown_distributed
     from mmvit.utils.data_checks import data_errors_explained
 
     if not osp.isfile(args.checkpoint):
@@ -116,10 +116,13 @@ def main(argv=None):
         cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
             dict(type='mmvit.DeployHook')]
 
-    with data_errors_explained(cfg, ('test', )):
-        runner = (Runner.from_cfg(cfg) if 'runner_type' not in cfg else
-                  RUNNERS.build(cfg))
-        return runner.test()
+    try:
+        with data_errors_explained(cfg, ('test', )):
+            runner = (Runner.from_cfg(cfg) if 'runner_type' not in cfg else
+                      RUNNERS.build(cfg))
+            return runner.test()
+    finally:
+        shutdown_distributed()
 
 
 if __name__ == '__main__':

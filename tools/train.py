@@ -53,7 +53,7 @@ def main(argv=None):
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
-    from mmvit.utils.config import prepare_config
+    from mmvit.utils.config import prepare_config, shutdown_distributed
     from mmvit.utils.data_checks import data_errors_explained
 
     cfg = prepare_config(args)
@@ -78,10 +78,13 @@ def main(argv=None):
         cfg.load_from = args.resume
 
     splits = ('train', 'val') if cfg.get('val_cfg') else ('train', )
-    with data_errors_explained(cfg, splits):
-        runner = (Runner.from_cfg(cfg) if 'runner_type' not in cfg else
-                  RUNNERS.build(cfg))
-        runner.train()
+    try:
+        with data_errors_explained(cfg, splits):
+            runner = (Runner.from_cfg(cfg) if 'runner_type' not in cfg else
+                      RUNNERS.build(cfg))
+            runner.train()
+    finally:
+        shutdown_distributed()
 
 
 if __name__ == '__main__':

@@ -77,6 +77,16 @@ def prepare_config(args):
     return cfg
 
 
+def shutdown_distributed():
+    """Destroy the process group, if any, before the interpreter exits:
+    left to interpreter teardown, gloo's threads can abort the process
+    after the work is done (``terminate called without an active
+    exception``), which torchrun reports as a failure."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def setup_launcher(cfg, launcher):
     """Record the launcher; without CUDA, distributed runs use gloo on CPU.
 
