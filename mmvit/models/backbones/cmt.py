@@ -258,6 +258,10 @@ class CMT(MMViTBackbone):
             float rounding, about 1e-7 relative). ``False`` computes the
             attention in the official order of operations, which reproduces
             the official outputs bit for bit.
+        out_norms (bool): pass each output through its own LayerNorm
+            (``norm{i}``, for dense prediction). The official classifier
+            has none (its head starts with a 1x1 convolution), so the
+            ImageNet configs set ``False``. Defaults to True.
         init_cfg (dict | list, optional): ``dict(type='Pretrained',
             checkpoint=...)`` for ImageNet weights; by default the official
             initialisation (truncated normal linear layers, fan-out Kaiming
@@ -287,6 +291,7 @@ class CMT(MMViTBackbone):
                  drop_path_rate=0.1,
                  norm_cfg=dict(type='BN'),
                  fused_attn=True,
+                 out_norms=True,
                  init_cfg=None):
         settings = parse_arch(arch, self.arch_settings, 'CMT',
                               ('channels', 'num_heads', 'sr_ratios'))
@@ -320,7 +325,8 @@ class CMT(MMViTBackbone):
                      train_size // 2**(i + 2), dprs[i], norm_cfg, fused_attn)
             for i in range(num_stages)
         ])
-        for i in self.out_indices:
+        self.out_norms = out_norms
+        for i in self.out_indices if out_norms else ():
             self.add_module(f'norm{i}', nn.LayerNorm(channels[i], eps=1e-6))
         self._freeze_stages()
 
@@ -333,7 +339,8 @@ class CMT(MMViTBackbone):
             x = tokens.reshape(x.shape[0], *size, -1).permute(0, 3, 1,
                                                               2).contiguous()
             if i in self.out_indices:
-                out = getattr(self, f'norm{i}')(tokens)
+                out = getattr(self, f'norm{i}')(tokens) if self.out_norms \
+                    else tokens
                 outs.append(out.reshape(x.shape[0], *size, -1).permute(
                     0, 3, 1, 2).contiguous())
         return tuple(outs)
