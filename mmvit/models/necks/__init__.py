@@ -1,3 +1,4 @@
 from .efficientvit_fpn import EfficientViTFPN
+from .pool_neck import PoolNeck
 
-__all__ = ['EfficientViTFPN']
+__all__ = ['EfficientViTFPN', 'PoolNeck']

@@ -1,0 +1,3 @@
+from .linear_head import NormLinearClsHead
+
+__all__ = ['NormLinearClsHead']
