@@ -22,10 +22,20 @@ around each object, so ``reduce_zero_label=True`` ignores those pixels as it
 ignores ADE20K's unlabelled ones, and mmseg's ``ADE20KDataset`` with its 150
 classes reads the set unchanged.
 
+ImageNet layout (``--task imagenet``, as mmpretrain's ``ImageNet`` reads
+it)::
+
+    DIR/train/<class>/*.png     DIR/meta/train.txt  ("<class>/<file> <label>")
+    DIR/val/*.png               DIR/meta/val.txt    ("<file> <label>")
+
+One large shape per image on a noisy background, labelled by its kind:
+circle, square, triangle or cross (labels 0-3 in that order).
+
 Example::
 
     python tools/make_toy_data.py --task coco --out data/toy_coco
     python tools/make_toy_data.py --task ade --out data/toy_ade
+    python tools/make_toy_data.py --task imagenet --out data/toy_imagenet
 """
 import argparse
 import json
@@ -200,8 +210,58 @@ def write_ade(out_dir, num_train=200, num_val=50, size=128, seed=0):
     return folders
 
 
-WRITERS = dict(coco=write_coco, ade=write_ade)
-DEFAULT_SIZES = dict(coco=(400, 100, 128), ade=(200, 50, 128))
+IMAGENET_CLASSES = ('circle', 'square', 'triangle', 'cross')
+
+
+def _cross_polygon(cx, cy, size):
+    """A plus sign whose arms are a third of its size wide."""
+    a, b = size / 2, size / 6
+    steps = [(b, a), (b, b), (a, b), (a, -b), (b, -b), (b, -a), (-b, -a),
+             (-b, -b), (-a, -b), (-a, b), (-b, b), (-b, a)]
+    return [(cx + x, cy - y) for x, y in steps]
+
+
+def make_imagenet_image(rng, size, label):
+    """One image of class ``IMAGENET_CLASSES[label]``: a single shape of
+    40-80 % of the image side at a random place and colour."""
+    background = _background(rng, size, size)
+    image = Image.fromarray(background)
+    obj = rng.uniform(0.4, 0.8) * size
+    cx = rng.uniform(obj / 2, size - obj / 2)
+    cy = rng.uniform(obj / 2, size - obj / 2)
+    kind = IMAGENET_CLASSES[label]
+    poly = (_cross_polygon(cx, cy, obj) if kind == 'cross' else
+            [tuple(p) for p in _shape_polygon(kind, cx, cy, obj)])
+    colour = _distinct_colour(rng, background.reshape(-1, 3).mean(0))
+    ImageDraw.Draw(image).polygon(poly, fill=colour)
+    return image
+
+
+def write_imagenet(out_dir, num_train=400, num_val=100, size=64, seed=0):
+    """Write the ImageNet-layout toy set (classes balanced, in turn)."""
+    rng = np.random.RandomState(seed)
+    os.makedirs(osp.join(out_dir, 'meta'), exist_ok=True)
+    folders = {}
+    for split, count in (('train', num_train), ('val', num_val)):
+        lines = []
+        for index in range(count):
+            label = index % len(IMAGENET_CLASSES)
+            name = f'toy_{split}_{index:06d}.png'
+            if split == 'train':
+                name = f'{IMAGENET_CLASSES[label]}/{name}'
+            path = osp.join(out_dir, split, name)
+            os.makedirs(osp.dirname(path), exist_ok=True)
+            make_imagenet_image(rng, size, label).save(path)
+            lines.append(f'{name} {label}')
+        with open(osp.join(out_dir, 'meta', f'{split}.txt'), 'w') as f:
+            f.write('\n'.join(lines) + '\n')
+        folders[split] = osp.join(out_dir, split)
+    return folders
+
+
+WRITERS = dict(coco=write_coco, ade=write_ade, imagenet=write_imagenet)
+DEFAULT_SIZES = dict(coco=(400, 100, 128), ade=(200, 50, 128),
+                     imagenet=(400, 100, 64))
 
 
 def parse_args(argv=None):
@@ -210,11 +270,14 @@ def parse_args(argv=None):
                         help='dataset layout to write')
     parser.add_argument('--out', help='output folder (default: data/toy_<task>)')
     parser.add_argument('--num-train', type=int,
-                        help='training images (coco: 400, ade: 200)')
+                        help='training images (coco 400, ade 200, '
+                        'imagenet 400)')
     parser.add_argument('--num-val', type=int,
-                        help='validation images (coco: 100, ade: 50)')
+                        help='validation images (coco 100, ade 50, '
+                        'imagenet 100)')
     parser.add_argument('--size', type=int,
-                        help='image side in pixels (default 128)')
+                        help='image side in pixels (default 128; '
+                        'imagenet 64)')
     parser.add_argument('--seed', type=int, default=0)
     return parser.parse_args(argv)
 
