@@ -32,6 +32,11 @@ input on the right and bottom to an even size, and the key/value reduction
 pads its input to a multiple of ``sr``, so a stage's grid is
 ``ceil(H / 2)`` of the previous one and its key grid ``ceil(H / sr)``.
 
+Export: when the model is traced (:func:`mmvit.models.layers.is_exporting`),
+the padding and the bias resize are written without branching on the size
+and without the cache (the bias is always interpolated, an exact identity at
+the training grids), so one ONNX graph serves every input size.
+
 Official ImageNet checkpoints (``model`` key, ``stem_conv1``, ``blocks_a``,
 ``relative_pos_a`` ...) load through ``init_cfg=dict(type='Pretrained',
 checkpoint=...)``; see :meth:`CMT.convert_checkpoint`.
@@ -47,15 +52,25 @@ from torch import nn
 
 from mmvit.registry import MODELS
 from ..layers import (ConvNormAct, DerivedTensorCache, drop_path_rates,
-                      transformer_init_cfg)
+                      is_exporting, transformer_init_cfg)
 from ..utils import MMViTBackbone, parse_arch
 
 _GELU = dict(type='GELU')
 
 
-def _pad_to_multiple(x, multiple):
-    """Zero-pad an NCHW map on the right and bottom to ``multiple``."""
-    pad_h, pad_w = -x.shape[2] % multiple, -x.shape[3] % multiple
+def _pad_for_patches(x, patch):
+    """Zero-pad an NCHW map on the right and bottom for a ``patch x patch``
+    stride-``patch`` convolution to see every pixel (``ceil(H / patch)``
+    outputs).
+
+    Eager mode pads to the next multiple of ``patch``. When exporting, it
+    pads ``patch - 1`` always: the convolution reads the same pixels and
+    gives the same outputs, and the graph neither branches on the size nor
+    needs its remainder.
+    """
+    if is_exporting():
+        return F.pad(x, (0, patch - 1, 0, patch - 1))
+    pad_h, pad_w = -x.shape[2] % patch, -x.shape[3] % patch
     if pad_h or pad_w:
         x = F.pad(x, (0, pad_w, 0, pad_h))
     return x
@@ -83,23 +98,30 @@ class ResizableRelativePositionBias(nn.Module):
             torch.randn(num_heads, math.prod(q_size), math.prod(k_size)))
         self._cache = DerivedTensorCache(capacity=2)
 
-    def resize(self, q_size, k_size):
-        """The table interpolated (bicubic) to the given grids."""
+    def resize(self, q_size, k_size, always=False):
+        """The table interpolated (bicubic) to the given grids.
+
+        ``always`` interpolates also to a stored grid (an identity: at scale
+        1 the bicubic weights are exactly 0, 1, 0, 0), for export graphs that
+        do not depend on the example input's size.
+        """
         heads, (hq, wq), (hk, wk) = self.num_heads, self.q_size, self.k_size
         table = self.table.reshape(heads, hq, wq, hk * wk)
-        if (hq, wq) != tuple(q_size):
+        if always or (hq, wq) != tuple(q_size):
             table = F.interpolate(
                 table.permute(0, 3, 1, 2), size=q_size, mode='bicubic',
                 align_corners=False).permute(0, 2, 3, 1)
         num_q = q_size[0] * q_size[1]
         table = table.reshape(heads, num_q, hk, wk)
-        if (hk, wk) != tuple(k_size):
+        if always or (hk, wk) != tuple(k_size):
             table = F.interpolate(table, size=k_size, mode='bicubic',
                                   align_corners=False)
         return table.reshape(heads, num_q, k_size[0] * k_size[1])
 
     def forward(self, q_size, k_size):
         q_size, k_size = tuple(q_size), tuple(k_size)
+        if is_exporting():  # no shape comparisons, no cache
+            return self.resize(q_size, k_size, always=True)
         if q_size == self.q_size and k_size == self.k_size:
             return self.table
         if self.training:
@@ -133,7 +155,9 @@ class LightweightAttention(nn.Module):
             norm_cfg=norm_cfg) if sr_ratio > 1 else None
 
     def key_size(self, size):
-        return tuple(-(-s // self.sr_ratio) for s in size)
+        # ceil(s / sr), in the form an export's shape reasoning shares with
+        # the padded convolution's output size
+        return tuple((s - 1) // self.sr_ratio + 1 for s in size)
 
     def _heads(self, x):
         batch, length, channels = x.shape
@@ -145,7 +169,7 @@ class LightweightAttention(nn.Module):
         q = self._heads(self.q(x))
         kv = x
         if self.sr is not None:
-            kv = _pad_to_multiple(_tokens_to_map(x, size), self.sr_ratio)
+            kv = _pad_for_patches(_tokens_to_map(x, size), self.sr_ratio)
             kv = self.sr(kv).reshape(batch, channels, -1).permute(0, 2, 1)
         k, v = self._heads(self.k(kv)), self._heads(self.v(kv))
         if self.fused_attn:
@@ -206,7 +230,7 @@ class PatchEmbed(nn.Module):
         self.norm = nn.LayerNorm(channels)
 
     def forward(self, x):
-        x = self.proj(_pad_to_multiple(x, 2))
+        x = self.proj(_pad_for_patches(x, 2))
         size = tuple(x.shape[2:])
         return self.norm(x.flatten(2).transpose(1, 2)), size
 

@@ -14,7 +14,10 @@ inverted-residual patch merging with squeeze-excite, residual dwconv + FFN).
 Any input size works: maps larger than the window (7) in either direction
 are zero-padded on the right and bottom to multiples of the window and
 attended per window; smaller maps attend as a whole with the offsets of
-their own size.
+their own size. When the model is traced for export
+(:func:`mmvit.models.layers.is_exporting`), the same rule is computed without
+branching on the size (see :meth:`LocalWindowAttention.forward_graph`), so one
+ONNX graph serves every input size.
 
 Official ImageNet checkpoints (``model`` key, ``patch_embed.*``,
 ``blocks{1,2,3}.*``) load unchanged through ``init_cfg=dict(type=
@@ -33,7 +36,8 @@ from mmcv.cnn.bricks import DropPath
 from torch import nn
 
 from mmvit.registry import MODELS
-from ..layers import ConvNormAct, DerivedTensorCache, drop_path_rates
+from ..layers import (ConvNormAct, DerivedTensorCache, drop_path_rates,
+                      is_exporting)
 from ..utils import MMViTBackbone, parse_arch
 
 
@@ -122,14 +126,16 @@ class CascadedGroupAttention(nn.Module):
         once per grid size and device (it depends on nothing learned)."""
         device = self.attention_biases.device
         key = (tuple(size), device)
-        if key not in self._index_cache:
+        index = self._index_cache.get(key)
+        if index is None:
             points = torch.tensor(list(itertools.product(range(size[0]),
                                                          range(size[1]))),
                                   device=device)
             offsets = (points[:, None, :] - points[None, :, :]).abs()
-            self._index_cache[key] = offsets[..., 0] * self.window_size + \
-                offsets[..., 1]
-        return self._index_cache[key]
+            index = offsets[..., 0] * self.window_size + offsets[..., 1]
+            if not is_exporting():  # a traced tensor must not be kept
+                self._index_cache[key] = index
+        return index
 
     def bias(self, size):
         """(heads, N, N) bias of an H x W map; cached outside training."""
@@ -142,9 +148,20 @@ class CascadedGroupAttention(nn.Module):
             return gather()
         return self._bias_cache.get(self.attention_biases, size, gather)
 
-    def forward(self, x):
+    def forward(self, x, valid=None):
+        """CGA over ``x``.
+
+        ``valid`` (export only, see ``LocalWindowAttention.forward_graph``):
+        an ``(H, W)`` bool mask of the real tokens of a padded window; the
+        others are not attended to and read as zeros by the query conv.
+        """
         batch, _, height, width = x.shape
-        bias = self.bias((height, width))
+        if valid is None:
+            bias = self.bias((height, width))
+        else:  # the full window, uncached; -inf for padding keys
+            bias = self.attention_biases[:, self.offset_index(
+                (self.window_size, ) * 2)].masked_fill(
+                    ~valid.flatten(), float('-inf'))
         chunks = x.chunk(self.num_heads, dim=1)
         outs = []
         feat = chunks[0]
@@ -153,6 +170,8 @@ class CascadedGroupAttention(nn.Module):
                 feat = feat + chunks[i]
             q, k, v = qkv(feat).view(batch, -1, height, width).split(
                 [self.key_dim, self.key_dim, self.value_dim], dim=1)
+            if valid is not None:
+                q = q * valid.to(q.dtype)
             q, k, v = dw(q).flatten(2), k.flatten(2), v.flatten(2)
             attn = (q.transpose(-2, -1) @ k) * self.scale + bias[i]
             attn = attn.softmax(dim=-1)
@@ -174,6 +193,8 @@ class LocalWindowAttention(nn.Module):
                                            key_dim, window_size)
 
     def forward(self, x):
+        if is_exporting():
+            return self.forward_graph(x)
         batch, channels, height, width = x.shape
         win = self.window_size
         if height <= win and width <= win:
@@ -194,6 +215,37 @@ class LocalWindowAttention(nn.Module):
         if pad_b or pad_r:
             x = x[:, :height, :width].contiguous()
         return x.permute(0, 3, 1, 2)
+
+    def forward_graph(self, x):
+        """``forward`` without branching on the map size, for export.
+
+        Always pads to whole windows (a no-op for multiples of the window)
+        and attends per window. A map no larger than one window, which
+        ``forward`` attends as a whole, is then the top-left corner of a
+        single padded window: masking the padding out of the keys and out
+        of the query convolution's input reproduces that (the offsets of
+        its tokens are those of the window). Equal to ``forward`` up to
+        float rounding, for every size, in one graph.
+        """
+        batch, channels, height, width = x.shape
+        win = self.window_size
+        rows, cols = (height - 1) // win + 1, (width - 1) // win + 1
+        x = nn.functional.pad(x, (0, cols * win - width, 0,
+                                  rows * win - height))
+        x = x.reshape(batch, channels, rows, win, cols, win).permute(
+            0, 2, 4, 1, 3, 5).contiguous().reshape(batch * rows * cols,
+                                                   channels, win, win)
+        # tensors, not Python bools, so that the size stays symbolic
+        grid = torch.arange(win, device=x.device)
+        limit = torch.full((), win, device=x.device)
+        large = (limit < height) | (limit < width)
+        valid = ((grid < height) | large)[:, None] & \
+            ((grid < width) | large)[None, :]
+        x = self.attn(x, valid)
+        x = x.reshape(batch, rows, cols, channels, win, win).permute(
+            0, 3, 1, 4, 2, 5).contiguous().reshape(batch, channels,
+                                                   rows * win, cols * win)
+        return x[:, :, :height, :width]
 
 
 class EfficientViTBlock(nn.Module):

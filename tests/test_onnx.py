@@ -1,0 +1,228 @@
+"""ONNX export with dynamic input sizes (tools/deployment/pytorch2onnx.py).
+
+Each family (smallest variant, random weights) is exported once, traced at
+224x224, and onnxruntime must reproduce the deployed PyTorch model within
+1e-4 at two other non-square sizes, 1x3x160x224 and 2x3x289x353 (no multiple
+of 32). The RetinaNet test runs the tool itself, on a checkpoint.
+"""
+import importlib.util
+import os.path as osp
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from conftest import ROOT, randomize, run_tool
+from mmvit.deploy import switch_to_deploy
+
+TOOL = osp.join(ROOT, 'tools', 'deployment', 'pytorch2onnx.py')
+ATOL = 1e-4
+SMALLEST = {'CASViT': 'xs', 'CMT': 'ti', 'EfficientViT': 'm0',
+            'CastlingViT': 'xs'}
+# (batch, H, W). EfficientViT m0 at 160x224: stride-16 map 10x14 (padded
+# windows), 5x7 and 3x4 (each attended as a whole); at 289x353: 19x23 and
+# 10x12 (padded windows), 5x6 (whole). CMT-ti: 160 is its training height.
+SIZES = [(1, 160, 224), (2, 289, 353)]
+
+
+def _load_tool():
+    spec = importlib.util.spec_from_file_location('pytorch2onnx', TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+tool = _load_tool()
+
+
+def _strong_random(model, seed=0):
+    """Random weights in the regime of a trained network: ``randomize``
+    (std 0.05), norm scales around 1 (around 0.1 for the norms a family
+    initialises to zero, ending EfficientViT's residual branches, so that
+    the maps do not grow block after block), standard-normal attention
+    biases (so that the resized / gathered biases matter), then BatchNorm
+    statistics measured on random images. Outputs reach a few units and
+    float32 stays within about 1e-5 of float64: a well-conditioned network,
+    for which a 1e-4 tolerance is a real test."""
+    norm_types = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.LayerNorm,
+                  torch.nn.GroupNorm)
+    zero_init = {m for m in model.modules() if isinstance(m, norm_types)
+                 and m.weight is not None and not m.weight.any()}
+    torch.manual_seed(seed)
+    randomize(model)
+    batch_norms = []
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith(('pos_bias.table', 'attention_biases')):
+                param.normal_()
+        for module in model.modules():
+            if isinstance(module, norm_types):
+                low = 0.05 if module in zero_init else 0.5
+                module.weight.uniform_(low, 3 * low)
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.reset_running_stats()
+                module.momentum = None  # a plain average over the batches
+                batch_norms.append(module)
+        model.eval()
+        for module in batch_norms:
+            module.train()
+        for _ in range(2):
+            model(torch.randn(2, 3, 128, 160))
+        for module in batch_norms:
+            # a channel almost constant on random images would amplify
+            # float rounding without bound (EfficientViT's float32 outputs
+            # then differ from float64 by 4e-4 rather than 3e-6)
+            module.running_var.clamp_(min=0.1)
+    return model.eval()
+
+
+def _session(path):
+    """An onnxruntime session that does not spin idle threads (they would
+    slow every later test on a small machine)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
+    return ort.InferenceSession(str(path), options,
+                                providers=['CPUExecutionProvider'])
+
+
+def _run_both(model, session, batch, height, width, seed=1):
+    x = torch.randn(batch, 3, height, width,
+                    generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        expected = model(x)
+    return expected, session.run(None, {'input': x.numpy()})
+
+
+@pytest.fixture(scope='module', params=sorted(SMALLEST))
+def exported(request, tmp_path_factory):
+    name = request.param
+    model = _strong_random(tool.build_backbone(name, SMALLEST[name])).eval()
+    switch_to_deploy(model)
+    path = str(tmp_path_factory.mktemp('onnx') / f'{name}.onnx')
+    names = tool.export(model, torch.randn(1, 3, 224, 224), path)
+    return name, model, path, names
+
+
+def test_backbone_dynamic_export_matches_pytorch(exported):
+    name, model, path, names = exported
+    session = _session(path)
+    assert names == [f'out{i}' for i in range(len(model.out_indices))]
+    graph = onnx.load(path).graph
+    assert [i.name for i in graph.input] == ['input']
+    dims = graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param for d in dims] == ['batch', '', 'height', 'width']
+    assert [o.name for o in graph.output] == names
+    for batch, height, width in SIZES:
+        expected, got = _run_both(model, session, batch, height, width)
+        assert len(got) == len(expected)
+        for ref, out in zip(expected, got):
+            assert out.shape == tuple(ref.shape)
+            # the weights give outputs large enough for 1e-4 to mean much
+            assert ref.std() > 0.1, (name, float(ref.std()))
+            diff = float(np.abs(out - ref.numpy()).max())
+            assert diff <= ATOL, (name, (height, width), diff)
+
+
+def test_dynamo_exporter_keeps_efficientvit_dynamic(tmp_path):
+    """The torch.export-based exporter too (EfficientViT: the family whose
+    eager code branches most on the size)."""
+    model = _strong_random(tool.build_backbone('EfficientViT', 'm0')).eval()
+    switch_to_deploy(model)
+    path = str(tmp_path / 'dynamo.onnx')
+    tool.export(model, torch.randn(1, 3, 224, 224), path, exporter='dynamo')
+    session = _session(path)
+    for batch, height, width in SIZES:
+        expected, got = _run_both(model, session, batch, height, width)
+        for ref, out in zip(expected, got):
+            assert out.shape == tuple(ref.shape)
+            assert float(np.abs(out - ref.numpy()).max()) <= ATOL
+
+
+@pytest.mark.parametrize('family,sizes', [
+    ('CMT', [(160, 160), (97, 203)]),  # the training grid; odd sizes
+    ('EfficientViT', [(97, 203), (40, 72)]),  # windows and whole maps
+])
+def test_export_path_equals_eager_path(family, sizes, monkeypatch):
+    """The size-independent code taken while tracing computes what eager
+    mode computes (CMT: padding, bias always resized; EfficientViT: the
+    masked single window for maps within one window)."""
+    import importlib
+    module = importlib.import_module(
+        f'mmvit.models.backbones.{family.lower()}')
+    model = _strong_random(tool.build_backbone(family,
+                                               SMALLEST[family])).eval()
+    inputs = [torch.randn(1, 3, *size) for size in sizes]
+    with torch.no_grad():
+        eager = [model(x) for x in inputs]
+        monkeypatch.setattr(module, 'is_exporting', lambda: True)
+        traced_path = [model(x) for x in inputs]
+    for a, b in zip(eager, traced_path):
+        for x, y in zip(a, b):
+            assert x.shape == y.shape
+            assert torch.allclose(x, y, rtol=0, atol=1e-5)
+
+
+def test_retinanet_tool_exports_dense_outputs(tmp_path):
+    config = osp.join(ROOT, 'configs', 'retinanet_efficientvit_m0.py')
+    detector = tool.build_detector(config).eval()
+    _strong_random(detector.backbone)
+    checkpoint = tmp_path / 'detector.pth'
+    torch.save({'state_dict': detector.state_dict()}, checkpoint)
+    out = tmp_path / 'retinanet.onnx'
+    proc = run_tool([TOOL, config, '--checkpoint', str(checkpoint),
+                     '--shape', '256', '320', '--out', str(out),
+                     '--verify', '--verify-shape', '201', '275'])
+    assert proc.stdout.count('-> OK') == 2, proc.stdout
+
+    levels = detector.bbox_head.prior_generator.num_levels
+    assert levels == len(detector.neck(detector.backbone(
+        torch.zeros(1, 3, 64, 64))))
+    session = _session(out)
+    assert [o.name for o in session.get_outputs()] == \
+        [f'out{i}' for i in range(2 * levels)]
+    for height, width in ((256, 320), (201, 275)):
+        x = torch.randn(1, 3, height, width)
+        with torch.no_grad():
+            cls_scores, bbox_preds = detector._forward(x)
+        expected = list(cls_scores) + list(bbox_preds)
+        got = session.run(None, {'input': x.numpy()})
+        assert len(got) == len(expected) == 2 * levels
+        for ref, value in zip(expected, got):
+            assert value.shape == tuple(ref.shape)
+            assert float(np.abs(value - ref.numpy()).max()) <= ATOL
+
+
+def test_unsupported_configs_are_refused():
+    with pytest.raises(tool.ToolError, match='MaskRCNN.*single-stage'):
+        tool.build_detector(osp.join(ROOT, 'configs',
+                                     'mask_rcnn_cas_vit_xs.py'))
+    with pytest.raises(tool.ToolError, match='mmseg model.*--backbone'):
+        tool.build_detector(osp.join(ROOT, 'configs',
+                                     'semantic_fpn_cas_vit_xs.py'))
+
+
+def test_bad_arguments_fail_clearly(tmp_path):
+    def run(*args):
+        return subprocess.run([sys.executable, TOOL, *args],
+                              capture_output=True, text=True, cwd=ROOT)
+
+    proc = run('--backbone', 'ResNet', '--out', str(tmp_path / 'x.onnx'))
+    assert proc.returncode == 2
+    assert "unknown backbone 'ResNet'" in proc.stderr
+    assert 'CASViT, CMT, CastlingViT, EfficientViT' in proc.stderr
+    proc = run('configs/no_such_config.py')
+    assert proc.returncode == 2 and 'does not exist' in proc.stderr
+    proc = run('--backbone', 'CMT', '--checkpoint', 'missing.pth')
+    assert proc.returncode == 2 and "'missing.pth' does not exist" in \
+        proc.stderr
+    assert not (tmp_path / 'x.onnx').exists()
+
+
+def test_unknown_arch_fails_clearly(capsys):
+    assert tool.main(['--backbone', 'CMT', '--arch', 'huge']) == 2
+    assert "unknown arch 'huge'" in capsys.readouterr().err
