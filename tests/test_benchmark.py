@@ -1,5 +1,37 @@
-"""The benchmark tool runs and reports what it says it does."""
-from conftest import run_tool
+"""The benchmark and model-zoo tools run and report what they say they do."""
+import importlib.util
+import os.path as osp
+
+import pytest
+import torch
+from conftest import ROOT, run_tool
+
+
+def load_tool(name):
+    """tools/analysis/<name>.py as a module (tools/ is not a package)."""
+    path = osp.join(ROOT, 'tools', 'analysis', f'{name}.py')
+    spec = importlib.util.spec_from_file_location(f'_tool_{name}', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def table_rows(text, first_cell):
+    """The cells of the markdown rows of ``text`` starting with
+    ``first_cell``, and the header's cells."""
+    lines = [line for line in text.splitlines() if line.startswith('| ')]
+    split = [[c.strip() for c in line.strip().strip('|').split('|')]
+             for line in lines]
+    return split[0], [cells for cells in split[1:]
+                      if cells[0] == first_cell]
+
+
+@pytest.fixture
+def keep_threads():
+    """In-process tool calls set torch's thread count; restore it."""
+    threads = torch.get_num_threads()
+    yield threads
+    torch.set_num_threads(threads)
 
 
 def test_benchmark_table(tmp_path):
@@ -8,16 +40,141 @@ def test_benchmark_table(tmp_path):
                      'EfficientViT', '--archs', 'm0', '--sizes', '64', '96',
                      '--repeat', '2', '--warmup', '0', '--threads', '1',
                      '--out', str(out), '--plot', str(tmp_path / 'p.png')])
-    rows = [line for line in out.read_text().splitlines()
-            if line.startswith('| m0 ')]
+    header, rows = table_rows(out.read_text(), 'm0')
     assert len(rows) == 1
-    cells = [c.strip() for c in rows[0].strip('|').split('|')]
+    cells = rows[0]
     # variant, params (M), GFLOPs at 224 (the spec counts 80.8 M
     # multiply-adds for the classifier, 0.2 M of them in its head), two
-    # latencies, images per second, the latency ratio
-    assert len(cells) == 7
+    # latencies, images per second, peak memory, the latency ratio
+    assert header == ['variant', 'params (M)', 'GFLOPs @224x224',
+                      '64x64 ms (min-max)', '96x96 ms (min-max)',
+                      'img/s @64x64', 'peak MiB @96x96',
+                      't(96x96)/t(64x64)']
     assert cells[1] == '2.16'
     assert cells[2] == '0.081'
-    assert float(cells[5]) > 0 and float(cells[6]) > 0
+    assert float(cells[5]) > 0 and float(cells[7]) > 0
+    assert float(cells[6]) > 0  # activations of a 96x96 forward
     assert (tmp_path / 'p.png').stat().st_size > 1000
     assert 'EfficientViT, eval forward, batch 1, cpu, 1 threads' in proc.stdout
+
+
+def test_benchmark_config_rectangle_channels_last(tmp_path):
+    """A whole detector from its config, at a rectangular size (height x
+    width), channels-last; its parameters are those of the model the
+    config builds."""
+    config = 'configs/retinanet_efficientvit_m0.py'
+    out = tmp_path / 'table.md'
+    proc = run_tool(['tools/analysis/benchmark.py', '--config', config,
+                     '--sizes', '128x160', '--flops-size', '128', '160',
+                     '--channels-last', '--no-memory', '--repeat', '2',
+                     '--warmup', '0', '--threads', '1', '--out', str(out)])
+    header, rows = table_rows(out.read_text(), 'retinanet_efficientvit_m0')
+    assert header == ['model', 'params (M)', 'GFLOPs @128x160',
+                      '128x160 ms (min-max)', 'img/s @128x160']
+    assert len(rows) == 1
+    assert 'channels-last' in proc.stdout
+
+    import mmvit  # noqa: F401
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmdet.registry import MODELS
+    init_default_scope('mmdet')
+    model = MODELS.build(Config.fromfile(osp.join(ROOT, config)).model)
+    expected = sum(p.numel() for p in model.parameters())
+    assert f'retinanet_efficientvit_m0: {expected} parameters' in proc.stdout
+    assert rows[0][1] == f'{expected / 1e6:.2f}'
+    # The backbone alone costs 0.081 G at 224x224; the detector's 256-wide
+    # heads at stride 8 and up cost far more, even on 128x160.
+    assert 1 < float(rows[0][2]) < 10
+    assert float(rows[0][3].split()[0]) > 0
+
+
+def test_benchmark_bad_arguments(capsys, keep_threads):
+    bench = load_tool('benchmark')
+    assert bench.parse_size('224') == (224, 224)
+    assert bench.parse_size('800x1216') == (800, 1216)
+    assert bench.parse_flops_size(['800', '1280']) == (800, 1280)
+    assert bench.parse_flops_size(['0']) is None
+    for bad in ('800x', 'x800', '800x0', '12.5', '800*1216'):
+        with pytest.raises(ValueError, match='HxW'):
+            bench.parse_size(bad)
+
+    base = ['--backbone', 'EfficientViT', '--archs', 'm0',
+            '--no-malloc-tuning', '--threads', str(keep_threads)]
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(base + ['--sizes', '800x'])
+    assert exit_info.value.code == 2
+    assert "invalid size '800x'" in capsys.readouterr().err
+
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit) as exit_info:
+            bench.main(base + ['--device', 'cuda'])
+        assert 'CUDA is not available' in str(exit_info.value.code)
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(base + ['--device', 'gpu0'])
+    assert 'not a device' in str(exit_info.value.code)
+
+
+def test_model_zoo_table_and_readme(tmp_path):
+    readme = tmp_path / 'README.md'
+    readme.write_text('# Title\n\nIntro.\n\n<!-- model-zoo:start -->\n'
+                      'old table\n<!-- model-zoo:end -->\n\nAfter.\n')
+    out = tmp_path / 'zoo.md'
+    run_tool(['tools/analysis/model_zoo.py', '--families', 'efficientvit',
+              '--variants', 'm0', '--sizes', '64', '64x96', '--repeat', '1',
+              '--warmup', '0', '--threads', '1', '--det-size', '128x160',
+              '--out', str(out), '--readme', str(readme)])
+    markdown = out.read_text()
+    header, rows = table_rows(markdown, 'EfficientViT m0')
+    assert len(rows) == 1
+    cells = dict(zip(header, rows[0]))
+    assert cells['backbone params (M)'] == '2.16'
+    assert cells['backbone GFLOPs @224x224'] == '0.081'
+    assert float(cells['CPU ms @64x96'].split()[0]) > 0
+    params, flops = cells['RetinaNet params (M) / GFLOPs @128x160'].split(
+        ' / ')
+    assert params == '11.8' and float(flops) > 1
+    assert cells['Mask R-CNN params (M) / GFLOPs @128x160'] != 'error'
+    assert cells['paper: ImageNet-1K top-1'] == '63.2'
+    assert cells['paper: RetinaNet 1x box AP'] == '—'
+    assert 'Mask R-CNN proposals at 128x160: EfficientViT m0 ' in markdown
+    assert '1 threads' in markdown and 'torch ' in markdown
+
+    text = readme.read_text()
+    assert 'old table' not in text
+    assert text.startswith('# Title\n\nIntro.\n\n<!-- model-zoo:start -->\n')
+    assert text.endswith('<!-- model-zoo:end -->\n\nAfter.\n')
+    assert markdown.strip() in text
+
+
+def test_model_zoo_failure_stays_in_its_row(monkeypatch, keep_threads):
+    zoo = load_tool('model_zoo')
+
+    def broken(name, arch):
+        raise RuntimeError(f'cannot build {name} {arch}')
+
+    monkeypatch.setattr(zoo.bench, 'build_backbone', broken)
+    rows = zoo.main(['--families', 'efficientvit', 'castling_vit',
+                     '--variants', 'efficientvit:m0', 'castling_vit:xs',
+                     '--detectors', '--no-malloc-tuning', '--threads',
+                     str(keep_threads)])
+    assert [row.name for row in rows] == ['EfficientViT m0',
+                                         'Castling-ViT xs']
+    assert all(row.cells['params'] == 'error' for row in rows)
+    assert 'RuntimeError' in repr(rows[1].errors)
+    markdown = zoo.render(rows, zoo.parse_args(
+        ['--detectors']), zoo.bench.Options(), tuned=False)
+    assert '| Castling-ViT xs [2] | error |' in markdown
+    assert '[2] Castling-ViT xs, backbone failed: RuntimeError: cannot ' \
+        'build CastlingViT xs' in markdown
+
+
+def test_replace_between_markers():
+    zoo = load_tool('model_zoo')
+    text = 'a\n<!-- model-zoo:start -->\nold\n<!-- model-zoo:end -->\nb\n'
+    assert zoo.replace_between_markers(text, 'new\n') == (
+        'a\n<!-- model-zoo:start -->\n\nnew\n\n<!-- model-zoo:end -->\nb\n')
+    for bad in ('no markers\n', text + '<!-- model-zoo:start -->\n',
+                'x\n<!-- model-zoo:end -->\n<!-- model-zoo:start -->\n'):
+        with pytest.raises(ValueError):
+            zoo.replace_between_markers(bad, 'new')
