@@ -9,11 +9,21 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from conftest import randomize
 from mmvit.deploy import switch_to_deploy
 from mmvit.models import CASViT, CastlingViT, CMT, EfficientViT
+from mmvit.models.backbones.cas_vit import _onednn_fusion
 from mmvit.models.backbones.castling_vit import LinearAngularAttention
 from mmvit.models.layers import ConvNormAct
 
 FAMILIES = [(CASViT, 'xs'), (CMT, 'ti'), (EfficientViT, 'm0'),
             (CastlingViT, 'xs')]
+
+
+def max_relative_difference(expected, got):
+    assert len(expected) == len(got)
+    diffs = []
+    for a, b in zip(expected, got):
+        assert a.shape == b.shape
+        diffs.append(((a - b).abs().max() / a.abs().max()).item())
+    return max(diffs)
 
 
 @pytest.mark.parametrize('family, arch', FAMILIES,
@@ -27,8 +37,7 @@ def test_deployed_outputs_equal_eval_outputs(family, arch):
         expected = model(x)
         deployed = switch_to_deploy(copy.deepcopy(model))
         got = deployed(x)
-    for a, b in zip(expected, got):
-        assert ((a - b).abs().max() / a.abs().max()).item() < 1e-4
+    assert max_relative_difference(expected, got) < 1e-4
     before = [m for m in model.modules()
               if isinstance(m, ConvNormAct) and m.fusable]
     after = [m for m in deployed.modules()
@@ -36,9 +45,61 @@ def test_deployed_outputs_equal_eval_outputs(family, arch):
     assert not after  # every conv-BN pair folded
     bns = [sum(isinstance(m, _BatchNorm) for m in net.modules())
            for net in (model, deployed)]
-    # Castling-ViT has no BatchNorm; the others lose one per folded pair
-    assert bns[0] - bns[1] == len(before)
+    # Castling-ViT has no BatchNorm; the others lose (at least) one per
+    # folded pair; CAS-ViT also its pre-norms (see the test below)
+    assert bns[0] - bns[1] >= len(before)
+    if family is not CASViT:
+        assert bns[0] - bns[1] == len(before)
     assert bool(before) == (family is not CastlingViT)
+
+
+@pytest.mark.parametrize('size', [(96, 80), (65, 47)], ids=str)
+def test_deployed_cas_vit_folds_every_batchnorm_next_to_a_conv(size):
+    model = randomize(CASViT('xs')).eval()
+    deployed = switch_to_deploy(copy.deepcopy(model))
+    # only the four output norms stay: they follow a residual sum and
+    # nothing follows them inside the backbone
+    assert [name for name, m in deployed.named_modules()
+            if isinstance(m, _BatchNorm)] == [f'norm{i}' for i in range(4)]
+    assert not any(isinstance(m, ConvNormAct) and 'bn' in m._modules
+                   for m in deployed.modules())
+    blocks = [m for m in model.modules()
+              if type(m).__name__ == 'CASBlock']
+    bns = [sum(isinstance(m, _BatchNorm) for m in net.modules())
+           for net in (model, deployed)]
+    # per block: local integration, two gates, norm1, norm2
+    assert bns[0] - bns[1] == 5 * len(blocks) + 2 + 3  # stem, downsamples
+    x = torch.rand(2, 3, *size)
+    with torch.no_grad():
+        expected = model(x)
+        # on CPU: channels-last, oneDNN post-ops (where PyTorch has oneDNN)
+        assert _onednn_fusion(x) == torch.backends.mkldnn.is_available()
+        fused = deployed(x)
+    assert not _onednn_fusion(x)
+    plain = deployed(x)  # autograd on: the portable path
+    assert all(out.is_contiguous() for out in fused)
+    assert max_relative_difference(expected, fused) < 1e-4
+    assert max_relative_difference(expected, plain) < 1e-4
+
+
+def test_deployed_cas_vit_refuses_training():
+    deployed = switch_to_deploy(CASViT('xs'))
+    assert not deployed.training
+    switch_to_deploy(deployed)  # idempotent
+    deployed.train()
+    with pytest.raises(RuntimeError, match='eval mode only'):
+        deployed(torch.rand(1, 3, 64, 64))
+
+
+def test_deploy_leaves_cas_vit_blocks_with_other_norms_unchanged():
+    model = randomize(CASViT('xs', norm_cfg=dict(type='GN',
+                                                 num_groups=4))).eval()
+    deployed = switch_to_deploy(copy.deepcopy(model))
+    assert not any(getattr(m, 'deployed', False)
+                   for m in deployed.stages.modules())
+    x = torch.rand(1, 3, 64, 48)
+    with torch.no_grad():
+        assert max_relative_difference(model(x), deployed(x)) < 1e-4
 
 
 def test_deployed_castling_never_runs_the_softmax_branch():

@@ -5,6 +5,12 @@ replaces the query-key product by the sum of a spatially and a channel gated
 query and key, so its cost is linear in the number of tokens. Outputs after
 each stage pass through their own BatchNorm, at strides 4, 8, 16 and 32.
 
+For inference, :meth:`CASViT.switch_to_deploy` (what
+:func:`mmvit.deploy.switch_to_deploy` calls) folds the blocks' pre-norm
+BatchNorms forward into the 1x1 convolutions after them, merges the query
+and key gates into grouped layers and, on CPU, runs the blocks in the
+channels-last layout with oneDNN's fused convolution post-ops; see there.
+
 Official ImageNet checkpoints (``model`` key, ``patch_embed.*``,
 ``network.{0..6}.*``) load unchanged through
 ``init_cfg=dict(type='Pretrained', checkpoint=...)``; see
@@ -16,10 +22,156 @@ import torch
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import DropPath
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmvit.registry import MODELS
 from ..layers import ConvMlp, ConvNormAct, drop_path_rates
 from ..utils import MMViTBackbone, parse_arch
+
+
+# -- inference-only helpers (deployed blocks) -------------------------------
+def _onednn_fusion(x):
+    """Whether a deployed block may run ``x`` through oneDNN's fused
+    convolutions (``torch.ops.mkldnn._convolution_pointwise``, the kernels
+    torch.compile uses on CPU): float32 CPU tensors in eager inference
+    (no autograd, autocast, tracing, scripting, compiling or export), with
+    PyTorch's oneDNN backend available and enabled."""
+    return (_ONEDNN_POINTWISE is not None and x.device.type == 'cpu'
+            and x.dtype == torch.float32 and not torch.is_grad_enabled()
+            and torch.backends.mkldnn.is_available()
+            and torch.backends.mkldnn.enabled
+            and not torch.is_autocast_enabled('cpu')
+            and not torch.jit.is_tracing() and not torch.jit.is_scripting()
+            and not torch.compiler.is_compiling()
+            and not torch.compiler.is_exporting()
+            and not torch.onnx.is_in_onnx_export())
+
+
+def _find_onednn_pointwise():
+    try:
+        return torch.ops.mkldnn._convolution_pointwise
+    except (AttributeError, RuntimeError):
+        return None
+
+
+_ONEDNN_POINTWISE = _find_onednn_pointwise()
+
+
+def _post_op(act):
+    """oneDNN's name and algorithm for the activation module ``act``, or
+    None where it has none (the activation then runs on its own)."""
+    if act is None:
+        return 'none', None
+    if type(act) is nn.ReLU:
+        return 'relu', None
+    if type(act) is nn.GELU:
+        return 'gelu', act.approximate
+    if type(act) is nn.Sigmoid:
+        return 'sigmoid', None
+    return None
+
+
+def _conv(x, conv, act=None, other=None, binary=None, fused=False):
+    """``act(conv(x))`` or ``conv(x) <binary> other``, with ``binary``
+    ``'add'`` or ``'mul'`` and ``act`` an activation module or None.
+
+    With ``fused`` (see :func:`_onednn_fusion`; no autograd) the
+    activation, or the binary operation of a dense convolution, runs as a
+    post-op of one oneDNN convolution (the same maths in float32), and the
+    binary operation after a grouped convolution in place on its output.
+    """
+    assert act is None or binary is None
+    post = _post_op(act) if fused and conv.padding_mode == 'zeros' \
+        and isinstance(conv.padding, tuple) else None
+    if post is None:
+        y = conv(x)
+        if binary is not None:
+            y = y + other if binary == 'add' else y * other
+        return y if act is None else act(y)
+    args = (conv.weight, conv.bias, conv.padding, conv.stride,
+            conv.dilation, conv.groups)
+    if binary is None or conv.groups > 1:
+        # oneDNN fuses binary post-ops of dense convolutions only
+        y = _ONEDNN_POINTWISE(x, *args, post[0], [], post[1])
+        if binary is not None:
+            y = y.add_(other) if binary == 'add' else y.mul_(other)
+        return y
+    return _ONEDNN_POINTWISE.binary(x, other, *args, binary, None, None,
+                                    [], None)
+
+
+def _foldable(norm):
+    """Whether ``norm`` is a BatchNorm with running statistics, which an
+    adjacent convolution can absorb for inference."""
+    return isinstance(norm, _BatchNorm) and norm.track_running_stats \
+        and norm.running_mean is not None
+
+
+def _fusable_layer(layer):
+    """Whether the conv-norm(-act) ``layer`` has no norm left after
+    :meth:`ConvNormAct.fuse` (none, a foldable one or one folded)."""
+    return 'bn' not in layer._modules or _foldable(layer.bn)
+
+
+@torch.no_grad()
+def _fold_norm_into_next_conv(norm, conv):
+    """A 1x1 convolution computing ``conv(norm(x))`` for an eval-mode
+    BatchNorm ``norm``: ``W' = W * scale`` per input channel and
+    ``b' = b + W @ shift`` (exact: a 1x1 convolution without padding sees
+    no zero padding the norm would have shifted)."""
+    assert _foldable(norm)
+    assert conv.kernel_size == (1, 1) and conv.padding == (0, 0) \
+        and conv.groups == 1, 'only a dense 1x1 convolution'
+    scale = norm.running_var.add(norm.eps).rsqrt()
+    if norm.affine:
+        scale = scale * norm.weight
+    shift = -norm.running_mean * scale
+    if norm.affine:
+        shift = shift + norm.bias
+    weight = conv.weight
+    bias = weight.flatten(1) @ shift
+    if conv.bias is not None:
+        bias = bias + conv.bias
+    fused = nn.Conv2d(conv.in_channels, conv.out_channels, 1,
+                      stride=conv.stride, bias=True).to(weight)
+    fused.weight.copy_(weight * scale.view(1, -1, 1, 1))
+    fused.bias.copy_(bias)
+    return fused
+
+
+def _stack_convs(convs, groups, block_diagonal=False):
+    """One convolution doing the work of ``convs`` (equal shapes, each
+    mapping its own slice of the input channels to its own slice of the
+    output channels): grouped, or dense with zero off-diagonal blocks."""
+    first = convs[0]
+    in_channels = first.in_channels * len(convs)
+    out_channels = first.out_channels * len(convs)
+    has_bias = first.bias is not None
+    weight = torch.cat([c.weight for c in convs])
+    if block_diagonal:
+        dense = weight.new_zeros(out_channels, in_channels,
+                                 *weight.shape[2:])
+        cin, cout = weight.shape[1], first.out_channels
+        for i in range(len(convs)):
+            dense[i * cout:(i + 1) * cout, i * cin:(i + 1) * cin] = \
+                weight[i * cout:(i + 1) * cout]
+        weight, groups = dense, 1
+    stacked = nn.Conv2d(in_channels, out_channels, first.kernel_size,
+                        first.stride, first.padding, first.dilation,
+                        groups=groups, bias=has_bias).to(weight)
+    with torch.no_grad():
+        stacked.weight.copy_(weight)
+        if has_bias:
+            stacked.bias.copy_(torch.cat([c.bias for c in convs]))
+    return stacked
+
+
+def _check_inference(module):
+    if module.training:
+        raise RuntimeError(
+            f'{type(module).__name__} was switched to deploy mode (folded '
+            'BatchNorms, merged gates) and runs in eval mode only; build '
+            'the model anew (and load its checkpoint) to train it.')
 
 
 class SpatialGate(nn.Module):
@@ -48,10 +200,18 @@ class ChannelGate(nn.Module):
 
 
 class AdditiveTokenMixer(nn.Module):
-    """CATM: proj(dwc(G_q(q) + G_k(k)) * v), each gate spatial then channel."""
+    """CATM: proj(dwc(G_q(q) + G_k(k)) * v), each gate spatial then channel.
+
+    After :meth:`switch_to_deploy` the query and key projections are one
+    1x1 convolution ``qk`` (and ``v`` another) and the two gates run as
+    one: ``gate_dw`` (both depthwise convolutions), ``gate_score`` (both
+    spatial scores, block-diagonal) and ``gate_fc`` (both channel gates,
+    two groups).
+    """
 
     def __init__(self, channels, norm_cfg, qkv_bias=False, drop=0.):
         super().__init__()
+        self.channels = channels
         self.qkv = nn.Conv2d(channels, 3 * channels, 1, bias=qkv_bias)
         self.q_gate = nn.Sequential(
             SpatialGate(channels, norm_cfg), ChannelGate(channels))
@@ -62,15 +222,90 @@ class AdditiveTokenMixer(nn.Module):
         self.proj = nn.Conv2d(channels, channels, 3, padding=1,
                               groups=channels)
         self.drop = nn.Dropout(drop) if drop > 0 else nn.Identity()
+        self.deployed = False
 
     def forward(self, x):
+        if self.deployed:
+            return self.forward_deployed(x)
         q, k, v = self.qkv(x).chunk(3, dim=1)
         mixed = self.dwc(self.q_gate(q) + self.k_gate(k))
         return self.drop(self.proj(mixed * v))
 
+    def forward_deployed(self, x, residual=None):
+        """The deployed forward, plus ``residual`` if given (added by the
+        last convolution's post-op on the fused path)."""
+        _check_inference(self)
+        fused = _onednn_fusion(x)
+        c = self.channels
+        qk, v = self.qk(x), self.v(x)
+        score = _conv(_conv(qk, self.gate_dw, self.gate_act, fused=fused),
+                      self.gate_score, self.gate_sigmoid, fused=fused)
+        q = qk[:, :c] * score[:, :1]
+        k = qk[:, c:] * score[:, 1:]
+        # both channel gates as one batched product: (B, 2, C) -> (B, 2, C)
+        pooled = torch.stack([q.mean((2, 3)), k.mean((2, 3))], 1)
+        gate = torch.sigmoid(torch.einsum(
+            'bgi,goi->bgo', pooled, self.gate_fc.weight.view(2, c, c)))
+        gate = gate.reshape(-1, 2 * c, 1, 1)
+        mixed = torch.addcmul(q * gate[:, :c], k, gate[:, c:])
+        mixed = _conv(mixed, self.dwc, other=v, binary='mul', fused=fused)
+        if residual is None:
+            return self.proj(mixed)
+        return _conv(mixed, self.proj, other=residual, binary='add',
+                     fused=fused)
+
+    def can_deploy(self):
+        """Deploy mode needs BatchNorms in the gates (other norms cannot
+        be folded; such a module stays as it is)."""
+        return self.deployed or all(
+            _fusable_layer(gate[0].dw) for gate in (self.q_gate, self.k_gate))
+
+    @torch.no_grad()
+    def switch_to_deploy(self, norm=None):
+        """Merge the layers for inference, in place (see the class
+        docstring); ``norm``, an eval-mode BatchNorm applied to the input
+        before, is folded into the projections. Irreversible; the module
+        then runs in eval mode only. A no-op where the gates' norms are
+        not BatchNorms."""
+        if self.deployed:
+            assert norm is None, 'already deployed without that norm'
+            return self
+        if not self.can_deploy():
+            return self
+        qkv = self.qkv if norm is None else _fold_norm_into_next_conv(
+            norm, self.qkv)
+        c = self.channels
+        self.qk = nn.Conv2d(c, 2 * c, 1, bias=qkv.bias is not None).to(
+            qkv.weight)
+        self.v = nn.Conv2d(c, c, 1, bias=qkv.bias is not None).to(
+            qkv.weight)
+        for layer, rows in ((self.qk, slice(0, 2 * c)),
+                            (self.v, slice(2 * c, 3 * c))):
+            layer.weight.copy_(qkv.weight[rows])
+            if qkv.bias is not None:
+                layer.bias.copy_(qkv.bias[rows])
+        spatial = [gate[0] for gate in (self.q_gate, self.k_gate)]
+        for gate in spatial:
+            gate.dw.fuse()
+        self.gate_dw = _stack_convs([g.dw.conv for g in spatial], 2 * c)
+        self.gate_act = spatial[0].dw.act
+        self.gate_score = _stack_convs([g.score for g in spatial], 1,
+                                       block_diagonal=True)
+        self.gate_sigmoid = nn.Sigmoid()
+        self.gate_fc = _stack_convs(
+            [gate[1].fc for gate in (self.q_gate, self.k_gate)], 2)
+        del self.qkv, self.q_gate, self.k_gate
+        self.deployed = True
+        return self
+
 
 class CASBlock(nn.Module):
-    """x + LocalIntegration(x); x + CATM(BN(x)); x + MLP(BN(x))."""
+    """x + LocalIntegration(x); x + CATM(BN(x)); x + MLP(BN(x)).
+
+    :meth:`switch_to_deploy` folds ``norm1`` and ``norm2`` forward into the
+    1x1 convolutions that follow them (the token mixer's query/key/value
+    projection, the MLP's ``fc1``) and merges the token mixer's gates.
+    """
 
     def __init__(self, channels, mlp_ratio=4., drop_path=0., norm_cfg=None,
                  act_cfg=None):
@@ -87,11 +322,53 @@ class CASBlock(nn.Module):
         self.norm2 = build_norm_layer(norm_cfg, channels)[1]
         self.mlp = ConvMlp(channels, int(channels * mlp_ratio), act_cfg)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.deployed = False
 
     def forward(self, x):
+        if self.deployed:
+            return self.forward_deployed(x)
         x = x + self.local_integration(x)
         x = x + self.drop_path(self.token_mixer(self.norm1(x)))
         return x + self.drop_path(self.mlp(self.norm2(x)))
+
+    def forward_deployed(self, x):
+        """Eval-mode forward of a deployed block: the same maths with the
+        norms folded. On CPU (see :func:`_onednn_fusion`) the activations
+        and residual sums after dense convolutions run as oneDNN post-ops
+        of those convolutions, the gating product and residual sum after
+        the depthwise ones in place on their outputs."""
+        _check_inference(self)
+        fused = _onednn_fusion(x)
+        reduce, depthwise, expand = self.local_integration
+        y = _conv(_conv(x, reduce.conv, fused=fused), depthwise.conv,
+                  getattr(depthwise, 'act', None), fused=fused)
+        x = _conv(y, expand, other=x, binary='add', fused=fused)
+        x = self.token_mixer.forward_deployed(x, residual=x)
+        y = _conv(x, self.mlp.fc1, self.mlp.act, fused=fused)
+        return _conv(y, self.mlp.fc2, other=x, binary='add', fused=fused)
+
+    @torch.no_grad()
+    def switch_to_deploy(self):
+        """Fold the BatchNorms into the convolutions for inference, in
+        place: ``local_integration``'s conv-BN pair (backward) and ``norm1``
+        / ``norm2`` (forward, into the 1x1 convolution after each); merge
+        the token mixer's gates. Irreversible: the block then runs in eval
+        mode only, with another state dict layout (load checkpoints
+        before). A no-op for blocks with norms other than BatchNorm (with
+        running statistics), which cannot be folded."""
+        if self.deployed:
+            return self
+        if not (_foldable(self.norm1) and _foldable(self.norm2)
+                and _fusable_layer(self.local_integration[0])
+                and self.token_mixer.can_deploy()):
+            return self
+        self.eval()
+        self.local_integration[0].fuse()
+        self.token_mixer.switch_to_deploy(self.norm1)
+        self.mlp.fc1 = _fold_norm_into_next_conv(self.norm2, self.mlp.fc1)
+        del self.norm1, self.norm2
+        self.deployed = True
+        return self
 
 
 class CASStage(nn.Module):
@@ -182,7 +459,57 @@ class CASViT(MMViTBackbone):
         for i in self.out_indices:
             self.add_module(f'norm{i}',
                             build_norm_layer(norm_cfg, channels[i])[1])
+        self.deployed = False
         self._freeze_stages()
+
+    def forward(self, x):
+        """Stage outputs (see the class docstring). A deployed model runs
+        a float32 CPU input in eager inference (see :func:`_onednn_fusion`)
+        in the channels-last layout, oneDNN's native one, with the stem's
+        ReLUs fused into its convolutions, and returns contiguous
+        outputs."""
+        if not (self.deployed and _onednn_fusion(x)):
+            return super().forward(x)
+        self.check_input(x)
+        x = x.contiguous(memory_format=torch.channels_last)
+        for layer in self.stem:
+            x = layer(x) if 'bn' in layer._modules else _conv(
+                x, layer.conv, getattr(layer, 'act', None), fused=True)
+        outs = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i in self.out_indices:
+                outs.append(getattr(self, f'norm{i}')(x).contiguous())
+        return tuple(outs)
+
+    @torch.no_grad()
+    def switch_to_deploy(self):
+        """Prepare the model for inference, in place; returns it.
+
+        Folds every BatchNorm that a convolution precedes or follows into
+        it: backward into the convolution before it in the stem, the
+        downsamplings and the local integration / gate layers; forward
+        into the 1x1 convolution after it for the blocks' pre-norms
+        ``norm1`` and ``norm2``. Merges each token mixer's query and key
+        gates into grouped layers. Only the output norms ``norm{i}`` stay
+        (blocks with other norms than BatchNorm stay as they are). On CPU the deployed forward then runs channels-last, the
+        activations and residual sums after dense convolutions as oneDNN
+        post-ops of those convolutions (the same maths; float32 rounding).
+        Other devices and dtypes, autograd, autocast, tracing, compiling
+        and export take the plain path: the same layers, unfused.
+
+        Irreversible: the model is put in eval mode and refuses to run in
+        training mode (its BatchNorm statistics are folded away), and its
+        state dict has the fused layout: load checkpoints before.
+        """
+        self.eval()
+        for module in list(self.modules()):
+            if isinstance(module, ConvNormAct):
+                module.fuse()
+            elif isinstance(module, CASBlock):
+                module.switch_to_deploy()
+        self.deployed = True
+        return self
 
     # Official key layout -> ours. ``network.{2i}`` is stage i's blocks,
     # ``network.{2i-1}`` the downsampling in front of stage i.
