@@ -95,15 +95,16 @@ def drop_path_rates(depths, drop_path_rate):
 
 
 def is_exporting():
-    """True while the model is traced for export (``torch.export`` and the
-    dynamo ONNX exporter, ``torch.jit.trace`` and the TorchScript ONNX
-    exporter), False in eager mode (a fraction of a microsecond per call).
+    """True while the model is exported (either ONNX exporter, TorchScript
+    or dynamo, and ``torch.export``), False in eager mode and under a plain
+    ``torch.jit.trace`` such as mmengine.analysis's FLOPs counter (a
+    fraction of a microsecond per call).
 
     Layers whose eager code branches on the map size (or keeps per-size
     caches) take a size-independent path then, so that one exported graph
     is valid for every input size.
     """
-    return torch.jit.is_tracing() or torch.compiler.is_exporting()
+    return torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()
 
 
 class DerivedTensorCache:

@@ -34,8 +34,8 @@ For each model: parameters; multiply-adds of one image at ``--flops-size``
 (mmengine.analysis.FlopAnalyzer, the fvcore convention of one multiply-add
 = 1 FLOP, plus a rule for scaled_dot_product_attention; operators it has
 no rule for, e.g. NMS and RoIAlign, count 0 and are named in the notes;
-mmvit layers take their eager paths, not their export paths, see
-``eager_paths_while_tracing``); the median (with min and max) of
+the count traces the eager forward, not the export paths of
+``mmvit.models.layers.is_exporting``); the median (with min and max) of
 ``--repeat`` timed eval forwards under ``torch.no_grad()`` after
 ``--warmup`` untimed ones, batch ``--batch``, the sizes (and models, with
 ``--compare-deploy``) alternating within each repeat so that slow drifts of
@@ -293,35 +293,6 @@ def sdpa_flop_jit(inputs, outputs):
     return batch * q[-2] * k[-2] * (q[-1] + v[-1])
 
 
-@contextlib.contextmanager
-def eager_paths_while_tracing():
-    """Let mmvit layers take their eager code paths under the jit trace
-    that mmengine.analysis counts FLOPs on.
-
-    ``mmvit.models.layers.is_exporting()`` is true under ``torch.jit.trace``
-    so that exported graphs take size-independent paths (e.g. EfficientViT
-    pads a map smaller than its window to a whole window, 87.7 instead of
-    80.6 M multiply-adds for m0 at 224). The FLOPs column is about the
-    forward that is timed, the eager one, so while counting every module's
-    ``is_exporting`` imported from mmvit.models.layers answers False.
-    """
-    try:
-        from mmvit.models import layers
-        original = layers.is_exporting
-    except (ImportError, AttributeError):
-        yield
-        return
-    patched = [m for m in list(sys.modules.values())
-               if getattr(m, '__dict__', {}).get('is_exporting') is original]
-    for module in patched:
-        module.is_exporting = lambda: False
-    try:
-        yield
-    finally:
-        for module in patched:
-            module.is_exporting = original
-
-
 def count_flops(module, size, memory_format=torch.contiguous_format):
     """Multiply-adds of one forward of one ``size`` (H, W) image, counted
     by mmengine.analysis.FlopAnalyzer; returns (flops, info) where info
@@ -345,7 +316,7 @@ def count_flops(module, size, memory_format=torch.contiguous_format):
         analyzer.uncalled_modules_warnings(False)
         analyzer.set_op_handle('aten::scaled_dot_product_attention',
                                sdpa_flop_jit)
-        with torch.no_grad(), eager_paths_while_tracing():
+        with torch.no_grad():
             flops = analyzer.total()
         skipped = analyzer.unsupported_ops()
     finally:

@@ -25,7 +25,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmvit.registry import MODELS
-from ..layers import ConvMlp, ConvNormAct, drop_path_rates
+from ..layers import ConvMlp, ConvNormAct, drop_path_rates, is_exporting
 from ..utils import MMViTBackbone, parse_arch
 
 
@@ -42,9 +42,7 @@ def _onednn_fusion(x):
             and torch.backends.mkldnn.enabled
             and not torch.is_autocast_enabled('cpu')
             and not torch.jit.is_tracing() and not torch.jit.is_scripting()
-            and not torch.compiler.is_compiling()
-            and not torch.compiler.is_exporting()
-            and not torch.onnx.is_in_onnx_export())
+            and not torch.compiler.is_compiling() and not is_exporting())
 
 
 def _find_onednn_pointwise():

@@ -32,7 +32,7 @@ input on the right and bottom to an even size, and the key/value reduction
 pads its input to a multiple of ``sr``, so a stage's grid is
 ``ceil(H / 2)`` of the previous one and its key grid ``ceil(H / sr)``.
 
-Export: when the model is traced (:func:`mmvit.models.layers.is_exporting`),
+Export: when the model is exported (:func:`mmvit.models.layers.is_exporting`),
 the padding and the bias resize are written without branching on the size
 and without the cache (the bias is always interpolated, an exact identity at
 the training grids), so one ONNX graph serves every input size.
