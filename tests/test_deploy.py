@@ -9,7 +9,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from conftest import randomize
 from mmvit.deploy import switch_to_deploy
 from mmvit.models import CASViT, CastlingViT, CMT, EfficientViT
-from mmvit.models.backbones.cas_vit import _onednn_fusion
+from mmvit.models.layers import fast_cpu_inference
 from mmvit.models.backbones.castling_vit import LinearAngularAttention
 from mmvit.models.layers import ConvNormAct
 
@@ -73,12 +73,42 @@ def test_deployed_cas_vit_folds_every_batchnorm_next_to_a_conv(size):
     with torch.no_grad():
         expected = model(x)
         # on CPU: channels-last, oneDNN post-ops (where PyTorch has oneDNN)
-        assert _onednn_fusion(x) == torch.backends.mkldnn.is_available()
+        assert fast_cpu_inference(x) == torch.backends.mkldnn.is_available()
         fused = deployed(x)
-    assert not _onednn_fusion(x)
+    assert not fast_cpu_inference(x)
     plain = deployed(x)  # autograd on: the portable path
     assert all(out.is_contiguous() for out in fused)
     assert max_relative_difference(expected, fused) < 1e-4
+    assert max_relative_difference(expected, plain) < 1e-4
+
+
+@pytest.mark.parametrize('size', [(96, 80), (289, 353)], ids=str)
+def test_deployed_efficientvit_runs_channels_last_on_cpu(size, monkeypatch):
+    # 289x353: stage maps 19x23, 10x12, 5x6, so the first two attend in
+    # zero-padded windows and the last as a whole
+    model = randomize(EfficientViT('m1')).eval()
+    deployed = switch_to_deploy(copy.deepcopy(model))
+    assert deployed.deployed and switch_to_deploy(deployed) is deployed
+    calls = []
+    for name, module in deployed.named_modules():
+        if hasattr(module, 'forward_nhwc'):
+            original = module.forward_nhwc
+            monkeypatch.setattr(
+                module, 'forward_nhwc',
+                lambda x, f=original, n=name: calls.append(n) or f(x))
+    x = torch.rand(1, 3, *size)
+    with torch.no_grad():
+        expected = model(x)
+        fast = deployed(x)
+        assert bool(calls) == fast_cpu_inference(x)
+    if calls:  # every block and downsampling unit, every attention
+        assert sum(n.endswith('mixer.attn') for n in calls) == 6
+        assert sum(n.endswith('merge') for n in calls) == 2
+    calls.clear()
+    plain = deployed(x)  # autograd on: the plain NCHW path, same layers
+    assert not calls
+    assert all(out.is_contiguous() for out in fast)
+    assert max_relative_difference(expected, fast) < 1e-4
     assert max_relative_difference(expected, plain) < 1e-4
 
 

@@ -25,79 +25,12 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmvit.registry import MODELS
-from ..layers import ConvMlp, ConvNormAct, drop_path_rates, is_exporting
+from ..layers import (ConvMlp, ConvNormAct, drop_path_rates,
+                      fast_cpu_inference, fused_conv)
 from ..utils import MMViTBackbone, parse_arch
 
 
 # -- inference-only helpers (deployed blocks) -------------------------------
-def _onednn_fusion(x):
-    """Whether a deployed block may run ``x`` through oneDNN's fused
-    convolutions (``torch.ops.mkldnn._convolution_pointwise``, the kernels
-    torch.compile uses on CPU): float32 CPU tensors in eager inference
-    (no autograd, autocast, tracing, scripting, compiling or export), with
-    PyTorch's oneDNN backend available and enabled."""
-    return (_ONEDNN_POINTWISE is not None and x.device.type == 'cpu'
-            and x.dtype == torch.float32 and not torch.is_grad_enabled()
-            and torch.backends.mkldnn.is_available()
-            and torch.backends.mkldnn.enabled
-            and not torch.is_autocast_enabled('cpu')
-            and not torch.jit.is_tracing() and not torch.jit.is_scripting()
-            and not torch.compiler.is_compiling() and not is_exporting())
-
-
-def _find_onednn_pointwise():
-    try:
-        return torch.ops.mkldnn._convolution_pointwise
-    except (AttributeError, RuntimeError):
-        return None
-
-
-_ONEDNN_POINTWISE = _find_onednn_pointwise()
-
-
-def _post_op(act):
-    """oneDNN's name and algorithm for the activation module ``act``, or
-    None where it has none (the activation then runs on its own)."""
-    if act is None:
-        return 'none', None
-    if type(act) is nn.ReLU:
-        return 'relu', None
-    if type(act) is nn.GELU:
-        return 'gelu', act.approximate
-    if type(act) is nn.Sigmoid:
-        return 'sigmoid', None
-    return None
-
-
-def _conv(x, conv, act=None, other=None, binary=None, fused=False):
-    """``act(conv(x))`` or ``conv(x) <binary> other``, with ``binary``
-    ``'add'`` or ``'mul'`` and ``act`` an activation module or None.
-
-    With ``fused`` (see :func:`_onednn_fusion`; no autograd) the
-    activation, or the binary operation of a dense convolution, runs as a
-    post-op of one oneDNN convolution (the same maths in float32), and the
-    binary operation after a grouped convolution in place on its output.
-    """
-    assert act is None or binary is None
-    post = _post_op(act) if fused and conv.padding_mode == 'zeros' \
-        and isinstance(conv.padding, tuple) else None
-    if post is None:
-        y = conv(x)
-        if binary is not None:
-            y = y + other if binary == 'add' else y * other
-        return y if act is None else act(y)
-    args = (conv.weight, conv.bias, conv.padding, conv.stride,
-            conv.dilation, conv.groups)
-    if binary is None or conv.groups > 1:
-        # oneDNN fuses binary post-ops of dense convolutions only
-        y = _ONEDNN_POINTWISE(x, *args, post[0], [], post[1])
-        if binary is not None:
-            y = y.add_(other) if binary == 'add' else y.mul_(other)
-        return y
-    return _ONEDNN_POINTWISE.binary(x, other, *args, binary, None, None,
-                                    [], None)
-
-
 def _foldable(norm):
     """Whether ``norm`` is a BatchNorm with running statistics, which an
     adjacent convolution can absorb for inference."""
@@ -233,11 +166,12 @@ class AdditiveTokenMixer(nn.Module):
         """The deployed forward, plus ``residual`` if given (added by the
         last convolution's post-op on the fused path)."""
         _check_inference(self)
-        fused = _onednn_fusion(x)
+        fused = fast_cpu_inference(x)
         c = self.channels
         qk, v = self.qk(x), self.v(x)
-        score = _conv(_conv(qk, self.gate_dw, self.gate_act, fused=fused),
-                      self.gate_score, self.gate_sigmoid, fused=fused)
+        score = fused_conv(
+            fused_conv(qk, self.gate_dw, self.gate_act, fused=fused),
+            self.gate_score, self.gate_sigmoid, fused=fused)
         q = qk[:, :c] * score[:, :1]
         k = qk[:, c:] * score[:, 1:]
         # both channel gates as one batched product: (B, 2, C) -> (B, 2, C)
@@ -246,11 +180,12 @@ class AdditiveTokenMixer(nn.Module):
             'bgi,goi->bgo', pooled, self.gate_fc.weight.view(2, c, c)))
         gate = gate.reshape(-1, 2 * c, 1, 1)
         mixed = torch.addcmul(q * gate[:, :c], k, gate[:, c:])
-        mixed = _conv(mixed, self.dwc, other=v, binary='mul', fused=fused)
+        mixed = fused_conv(mixed, self.dwc, other=v, binary='mul',
+                           fused=fused)
         if residual is None:
             return self.proj(mixed)
-        return _conv(mixed, self.proj, other=residual, binary='add',
-                     fused=fused)
+        return fused_conv(mixed, self.proj, other=residual, binary='add',
+                          fused=fused)
 
     def can_deploy(self):
         """Deploy mode needs BatchNorms in the gates (other norms cannot
@@ -331,19 +266,22 @@ class CASBlock(nn.Module):
 
     def forward_deployed(self, x):
         """Eval-mode forward of a deployed block: the same maths with the
-        norms folded. On CPU (see :func:`_onednn_fusion`) the activations
+        norms folded. On CPU (see
+        :func:`~mmvit.models.layers.fast_cpu_inference`) the activations
         and residual sums after dense convolutions run as oneDNN post-ops
         of those convolutions, the gating product and residual sum after
         the depthwise ones in place on their outputs."""
         _check_inference(self)
-        fused = _onednn_fusion(x)
+        fused = fast_cpu_inference(x)
         reduce, depthwise, expand = self.local_integration
-        y = _conv(_conv(x, reduce.conv, fused=fused), depthwise.conv,
-                  getattr(depthwise, 'act', None), fused=fused)
-        x = _conv(y, expand, other=x, binary='add', fused=fused)
+        y = fused_conv(fused_conv(x, reduce.conv, fused=fused),
+                       depthwise.conv, getattr(depthwise, 'act', None),
+                       fused=fused)
+        x = fused_conv(y, expand, other=x, binary='add', fused=fused)
         x = self.token_mixer.forward_deployed(x, residual=x)
-        y = _conv(x, self.mlp.fc1, self.mlp.act, fused=fused)
-        return _conv(y, self.mlp.fc2, other=x, binary='add', fused=fused)
+        y = fused_conv(x, self.mlp.fc1, self.mlp.act, fused=fused)
+        return fused_conv(y, self.mlp.fc2, other=x, binary='add',
+                          fused=fused)
 
     @torch.no_grad()
     def switch_to_deploy(self):
@@ -462,16 +400,17 @@ class CASViT(MMViTBackbone):
 
     def forward(self, x):
         """Stage outputs (see the class docstring). A deployed model runs
-        a float32 CPU input in eager inference (see :func:`_onednn_fusion`)
-        in the channels-last layout, oneDNN's native one, with the stem's
-        ReLUs fused into its convolutions, and returns contiguous
-        outputs."""
-        if not (self.deployed and _onednn_fusion(x)):
+        a float32 CPU input in eager inference (see
+        :func:`~mmvit.models.layers.fast_cpu_inference`) in the channels-last
+        layout, oneDNN's native one, with the stem's ReLUs fused into its
+        convolutions, and returns contiguous outputs.
+        """
+        if not (self.deployed and fast_cpu_inference(x)):
             return super().forward(x)
         self.check_input(x)
         x = x.contiguous(memory_format=torch.channels_last)
         for layer in self.stem:
-            x = layer(x) if 'bn' in layer._modules else _conv(
+            x = layer(x) if 'bn' in layer._modules else fused_conv(
                 x, layer.conv, getattr(layer, 'act', None), fused=True)
         outs = []
         for i, stage in enumerate(self.stages):
@@ -484,17 +423,18 @@ class CASViT(MMViTBackbone):
     def switch_to_deploy(self):
         """Prepare the model for inference, in place; returns it.
 
-        Folds every BatchNorm that a convolution precedes or follows into
-        it: backward into the convolution before it in the stem, the
-        downsamplings and the local integration / gate layers; forward
-        into the 1x1 convolution after it for the blocks' pre-norms
-        ``norm1`` and ``norm2``. Merges each token mixer's query and key
-        gates into grouped layers. Only the output norms ``norm{i}`` stay
-        (blocks with other norms than BatchNorm stay as they are). On CPU the deployed forward then runs channels-last, the
-        activations and residual sums after dense convolutions as oneDNN
-        post-ops of those convolutions (the same maths; float32 rounding).
-        Other devices and dtypes, autograd, autocast, tracing, compiling
-        and export take the plain path: the same layers, unfused.
+        Folds every BatchNorm that a convolution precedes or follows into it:
+        backward into the convolution before it in the stem, the downsamplings
+        and the local integration / gate layers; forward into the 1x1
+        convolution after it for the blocks' pre-norms ``norm1`` and ``norm2``.
+        Merges each token mixer's query and key gates into grouped layers. Only
+        the output norms ``norm{i}`` stay (blocks with other norms than
+        BatchNorm stay as they are). On CPU the deployed forward then runs
+        channels-last, the activations and residual sums after dense
+        convolutions as oneDNN post-ops of those convolutions (the same maths;
+        float32 rounding). Other devices and dtypes, autograd, autocast,
+        tracing, compiling and export take the plain path: the same layers,
+        unfused.
 
         Irreversible: the model is put in eval mode and refuses to run in
         training mode (its BatchNorm statistics are folded away), and its

@@ -36,9 +36,13 @@ from mmcv.cnn.bricks import DropPath
 from torch import nn
 
 from mmvit.registry import MODELS
-from ..layers import (ConvNormAct, DerivedTensorCache, drop_path_rates,
-                      is_exporting)
+from ..layers import (ConvNormAct, DerivedTensorCache, conv_nhwc,
+                      drop_path_rates, fast_cpu_inference, is_exporting,
+                      pointwise_nhwc)
 from ..utils import MMViTBackbone, parse_arch
+
+
+_RELU = nn.ReLU()  # the post-op of fused convolutions (see conv_nhwc)
 
 
 def conv_bn(in_channels, out_channels, kernel_size=1, stride=1, groups=1,
@@ -63,6 +67,12 @@ class FFN(nn.Module):
     def forward(self, x):
         return self.pw2(self.act(self.pw1(x)))
 
+    def forward_nhwc(self, x):
+        """``x + FFN(x)`` of a deployed layer, channels-last."""
+        y = pointwise_nhwc(pointwise_nhwc(x, self.pw1.conv, relu=True),
+                           self.pw2.conv)
+        return y.add_(x)
+
 
 class SqueezeExcite(nn.Module):
     """x * sigmoid(expand(ReLU(reduce(mean(x))))), 1x1 convs with bias."""
@@ -78,6 +88,12 @@ class SqueezeExcite(nn.Module):
         scale = self.expand(self.act(self.reduce(x.mean((2, 3),
                                                         keepdim=True))))
         return x * torch.sigmoid(scale)
+
+    def forward_nhwc(self, x):
+        scale = x.mean((1, 2))
+        scale = pointwise_nhwc(scale, self.reduce, relu=True)
+        scale = pointwise_nhwc(scale, self.expand).sigmoid_()
+        return x * scale[:, None, None, :]
 
 
 class CascadedGroupAttention(nn.Module):
@@ -180,6 +196,31 @@ class CascadedGroupAttention(nn.Module):
             outs.append(feat)
         return self.proj(torch.relu(torch.cat(outs, 1)))
 
+    def forward_nhwc(self, x):
+        """:meth:`forward` of a deployed layer, channels-last ``(B, H, W, C)``:
+        the 1x1 projections as matrix products, the scaled logits and the
+        offset bias in one ``baddbmm`` (the same maths in another
+        order)."""
+        batch, height, width, _ = x.shape
+        tokens = height * width
+        bias = self.bias((height, width))
+        chunks = x.chunk(self.num_heads, dim=-1)
+        outs = []
+        feat = chunks[0]
+        for i, (qkv, dw) in enumerate(zip(self.qkvs, self.dws)):
+            if i > 0:
+                feat = feat + chunks[i]
+            q, k, v = pointwise_nhwc(feat, qkv.conv).split(
+                [self.key_dim, self.key_dim, self.value_dim], dim=-1)
+            q = conv_nhwc(q, dw.conv).reshape(batch, tokens, -1)
+            attn = torch.baddbmm(bias[i], q,
+                                 k.reshape(batch, tokens, -1).transpose(1, 2),
+                                 alpha=self.scale).softmax(dim=-1)
+            feat = torch.bmm(attn, v.reshape(batch, tokens, -1)).view(
+                batch, height, width, -1)
+            outs.append(feat)
+        return pointwise_nhwc(torch.cat(outs, -1).relu_(), self.proj.conv)
+
 
 class LocalWindowAttention(nn.Module):
     """CGA per ``window x window`` window (zero-padded), or on the whole map
@@ -215,6 +256,24 @@ class LocalWindowAttention(nn.Module):
         if pad_b or pad_r:
             x = x[:, :height, :width].contiguous()
         return x.permute(0, 3, 1, 2)
+
+    def forward_nhwc(self, x):
+        """:meth:`forward` of a deployed layer, channels-last
+        ``(B, H, W, C)``."""
+        batch, height, width, channels = x.shape
+        win = self.window_size
+        if height <= win and width <= win:
+            return self.attn.forward_nhwc(x)
+        pad_b, pad_r = -height % win, -width % win
+        if pad_b or pad_r:
+            x = nn.functional.pad(x, (0, 0, 0, pad_r, 0, pad_b))
+        rows, cols = (height + pad_b) // win, (width + pad_r) // win
+        x = x.view(batch, rows, win, cols, win, channels).transpose(
+            2, 3).reshape(batch * rows * cols, win, win, channels)
+        x = self.attn.forward_nhwc(x)
+        x = x.view(batch, rows, cols, win, win, channels).transpose(
+            2, 3).reshape(batch, rows * win, cols * win, channels)
+        return x[:, :height, :width]
 
     def forward_graph(self, x):
         """``forward`` without branching on the map size, for export.
@@ -269,6 +328,14 @@ class EfficientViTBlock(nn.Module):
             x = x + self.drop_path(layer(x))
         return x
 
+    def forward_nhwc(self, x):
+        """Eval-mode :meth:`forward` of a deployed block, channels-last."""
+        x = conv_nhwc(x, self.dw0.conv).add_(x)
+        x = self.ffn0.forward_nhwc(x)
+        x = self.mixer.forward_nhwc(x).add_(x)
+        x = conv_nhwc(x, self.dw1.conv).add_(x)
+        return self.ffn1.forward_nhwc(x)
+
 
 class ConvFFN(nn.Module):
     """x + dwconv3x3-BN(x), then x + FFN(x): around a patch merging."""
@@ -281,6 +348,9 @@ class ConvFFN(nn.Module):
     def forward(self, x):
         x = x + self.dw(x)
         return x + self.ffn(x)
+
+    def forward_nhwc(self, x):
+        return self.ffn.forward_nhwc(conv_nhwc(x, self.dw.conv).add_(x))
 
 
 class PatchMerging(nn.Module):
@@ -297,6 +367,11 @@ class PatchMerging(nn.Module):
     def forward(self, x):
         x = torch.relu(self.conv2(torch.relu(self.conv1(x))))
         return self.conv3(self.se(x))
+
+    def forward_nhwc(self, x):
+        x = pointwise_nhwc(x, self.conv1.conv, relu=True)
+        x = conv_nhwc(x, self.conv2.conv, _RELU)
+        return pointwise_nhwc(self.se.forward_nhwc(x), self.conv3.conv)
 
 
 class Downsample(nn.Sequential):
@@ -325,6 +400,14 @@ class EfficientViTStage(nn.Module):
         if self.downsample is not None:
             x = self.downsample(x)
         return self.blocks(x)
+
+    def forward_nhwc(self, x):
+        if self.downsample is not None:
+            for unit in self.downsample:
+                x = unit.forward_nhwc(x)
+        for block in self.blocks:
+            x = block.forward_nhwc(x)
+        return x
 
 
 @MODELS.register_module()
@@ -401,7 +484,52 @@ class EfficientViT(MMViTBackbone):
                               key_dim, window_size, dprs[i], i > 0)
             for i in range(num_stages)
         ])
+        self.deployed = False
         self._freeze_stages()
+
+    def forward(self, x):
+        """Stage outputs (see the class docstring). A deployed model runs
+        a float32 CPU input in eager inference (see
+        :func:`~mmvit.models.layers.fast_cpu_inference`) in the
+        channels-last layout: 1x1 convolutions as matrix products, the
+        others through oneDNN with their ReLU fused, residual sums in place
+        and the attention logits' scale and bias in one ``baddbmm`` (the
+        layers' ``forward_nhwc``). It returns contiguous NCHW maps.
+        """
+        if not (self.deployed and not self.training
+                and fast_cpu_inference(x)):
+            return super().forward(x)
+        self.check_input(x)
+        x = x.permute(0, 2, 3, 1).contiguous()
+        convs = self.stem[::2]  # conv-BN layers, ReLU between them
+        for i, layer in enumerate(convs):
+            x = conv_nhwc(x, layer.conv, _RELU if i < len(convs) - 1 else None)
+        outs = []
+        for i, stage in enumerate(self.stages):
+            x = stage.forward_nhwc(x)
+            if i in self.out_indices:
+                outs.append(x.permute(0, 3, 1, 2).contiguous())
+        return tuple(outs)
+
+    @torch.no_grad()
+    def switch_to_deploy(self):
+        """Prepare the model for inference, in place; returns it.
+
+        Folds every BatchNorm into the convolution before it (in
+        EfficientViT every BatchNorm follows a convolution) and puts the
+        model in eval mode; on CPU the forward then takes the fast path
+        described in :meth:`forward` (other devices, dtypes, autograd and
+        export run the same folded layers in the plain NCHW path).
+        Attention biases are cached per input size in eval mode anyway.
+        The state dict has the fused layout afterwards: load checkpoints
+        before.
+        """
+        self.eval()
+        for module in self.modules():
+            if isinstance(module, ConvNormAct):
+                module.fuse()
+        self.deployed = True
+        return self
 
     # -- official checkpoints ---------------------------------------------
     # blocks{s}.{k} of the official model: for s >= 2, k = 0, 1, 2 are the
