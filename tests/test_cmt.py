@@ -6,6 +6,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from conftest import randomize
 from mmvit.models import CMT
+from mmvit.models.backbones import cmt as cmt_module
 from mmvit.models.backbones.cmt import ResizableRelativePositionBias
 from mmvit.models.utils.checkpoint import load_pretrained
 
@@ -67,7 +68,11 @@ def test_detection_size_tiny_input_and_out_indices():
     assert hasattr(model, 'norm1') and not hasattr(model, 'norm0')
 
 
-def test_fused_and_official_order_attention_agree():
+def test_fused_and_official_order_attention_agree(monkeypatch):
+    # the fused kernel runs on GPU only (see cmt._use_sdpa); force it here
+    sdpa = []
+    monkeypatch.setattr(cmt_module, '_use_sdpa',
+                        lambda q: sdpa.append(q.shape) or True)
     fused = randomize(CMT('ti', fused_attn=True)).eval()
     plain = CMT('ti', fused_attn=False).eval()
     plain.load_state_dict(fused.state_dict())
@@ -75,6 +80,7 @@ def test_fused_and_official_order_attention_agree():
     with torch.no_grad():
         for a, b in zip(fused(x), plain(x)):
             assert torch.allclose(a, b, rtol=1e-5, atol=1e-5)
+    assert sdpa  # the fused path ran
 
 
 # --- the resizable position bias -------------------------------------------

@@ -45,10 +45,14 @@ def test_deployed_outputs_equal_eval_outputs(family, arch):
     assert not after  # every conv-BN pair folded
     bns = [sum(isinstance(m, _BatchNorm) for m in net.modules())
            for net in (model, deployed)]
-    # Castling-ViT has no BatchNorm; the others lose (at least) one per
-    # folded pair; CAS-ViT also its pre-norms (see the test below)
+    # Castling-ViT has no BatchNorm; the others lose one per folded pair;
+    # CAS-ViT also its pre-norms (see the test below), CMT the BatchNorm
+    # after each IRFFN's activation (folded into the 1x1 projection)
     assert bns[0] - bns[1] >= len(before)
-    if family is not CASViT:
+    if family is CMT:
+        irffns = [m for m in model.modules() if type(m).__name__ == 'IRFFN']
+        assert bns[0] - bns[1] == len(before) + len(irffns)
+    elif family is not CASViT:
         assert bns[0] - bns[1] == len(before)
     assert bool(before) == (family is not CastlingViT)
 

@@ -229,3 +229,37 @@ def conv_nhwc(x, conv, act=None):
     it (:func:`fused_conv`). Returns a ``(B, H', W', C')`` tensor."""
     return fused_conv(x.permute(0, 3, 1, 2), conv, act,
                       fused=True).permute(0, 2, 3, 1)
+
+
+# -- folding norms for inference --------------------------------------------
+def foldable_norm(norm):
+    """Whether ``norm`` is a BatchNorm with running statistics, which an
+    adjacent convolution can absorb for inference."""
+    return isinstance(norm, _BatchNorm) and norm.track_running_stats \
+        and norm.running_mean is not None
+
+
+@torch.no_grad()
+def fold_norm_into_next_conv(norm, conv):
+    """A 1x1 convolution computing ``conv(norm(x))`` for an eval-mode
+    BatchNorm ``norm``: ``W' = W * scale`` per input channel and
+    ``b' = b + W @ shift`` (exact: a 1x1 convolution without padding sees
+    no zero padding the norm would have shifted)."""
+    assert foldable_norm(norm)
+    assert conv.kernel_size == (1, 1) and conv.padding == (0, 0) \
+        and conv.groups == 1, 'only a dense 1x1 convolution'
+    scale = norm.running_var.add(norm.eps).rsqrt()
+    if norm.affine:
+        scale = scale * norm.weight
+    shift = -norm.running_mean * scale
+    if norm.affine:
+        shift = shift + norm.bias
+    weight = conv.weight
+    bias = weight.flatten(1) @ shift
+    if conv.bias is not None:
+        bias = bias + conv.bias
+    fused = nn.Conv2d(conv.in_channels, conv.out_channels, 1,
+                      stride=conv.stride, bias=True).to(weight)
+    fused.weight.copy_(weight * scale.view(1, -1, 1, 1))
+    fused.bias.copy_(bias)
+    return fused

@@ -22,52 +22,19 @@ import torch
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import DropPath
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmvit.registry import MODELS
 from ..layers import (ConvMlp, ConvNormAct, drop_path_rates,
-                      fast_cpu_inference, fused_conv)
+                      fast_cpu_inference, fold_norm_into_next_conv,
+                      foldable_norm, fused_conv)
 from ..utils import MMViTBackbone, parse_arch
 
 
 # -- inference-only helpers (deployed blocks) -------------------------------
-def _foldable(norm):
-    """Whether ``norm`` is a BatchNorm with running statistics, which an
-    adjacent convolution can absorb for inference."""
-    return isinstance(norm, _BatchNorm) and norm.track_running_stats \
-        and norm.running_mean is not None
-
-
 def _fusable_layer(layer):
     """Whether the conv-norm(-act) ``layer`` has no norm left after
     :meth:`ConvNormAct.fuse` (none, a foldable one or one folded)."""
-    return 'bn' not in layer._modules or _foldable(layer.bn)
-
-
-@torch.no_grad()
-def _fold_norm_into_next_conv(norm, conv):
-    """A 1x1 convolution computing ``conv(norm(x))`` for an eval-mode
-    BatchNorm ``norm``: ``W' = W * scale`` per input channel and
-    ``b' = b + W @ shift`` (exact: a 1x1 convolution without padding sees
-    no zero padding the norm would have shifted)."""
-    assert _foldable(norm)
-    assert conv.kernel_size == (1, 1) and conv.padding == (0, 0) \
-        and conv.groups == 1, 'only a dense 1x1 convolution'
-    scale = norm.running_var.add(norm.eps).rsqrt()
-    if norm.affine:
-        scale = scale * norm.weight
-    shift = -norm.running_mean * scale
-    if norm.affine:
-        shift = shift + norm.bias
-    weight = conv.weight
-    bias = weight.flatten(1) @ shift
-    if conv.bias is not None:
-        bias = bias + conv.bias
-    fused = nn.Conv2d(conv.in_channels, conv.out_channels, 1,
-                      stride=conv.stride, bias=True).to(weight)
-    fused.weight.copy_(weight * scale.view(1, -1, 1, 1))
-    fused.bias.copy_(bias)
-    return fused
+    return 'bn' not in layer._modules or foldable_norm(layer.bn)
 
 
 def _stack_convs(convs, groups, block_diagonal=False):
@@ -205,7 +172,7 @@ class AdditiveTokenMixer(nn.Module):
             return self
         if not self.can_deploy():
             return self
-        qkv = self.qkv if norm is None else _fold_norm_into_next_conv(
+        qkv = self.qkv if norm is None else fold_norm_into_next_conv(
             norm, self.qkv)
         c = self.channels
         self.qk = nn.Conv2d(c, 2 * c, 1, bias=qkv.bias is not None).to(
@@ -294,14 +261,14 @@ class CASBlock(nn.Module):
         running statistics), which cannot be folded."""
         if self.deployed:
             return self
-        if not (_foldable(self.norm1) and _foldable(self.norm2)
+        if not (foldable_norm(self.norm1) and foldable_norm(self.norm2)
                 and _fusable_layer(self.local_integration[0])
                 and self.token_mixer.can_deploy()):
             return self
         self.eval()
         self.local_integration[0].fuse()
         self.token_mixer.switch_to_deploy(self.norm1)
-        self.mlp.fc1 = _fold_norm_into_next_conv(self.norm2, self.mlp.fc1)
+        self.mlp.fc1 = fold_norm_into_next_conv(self.norm2, self.mlp.fc1)
         del self.norm1, self.norm2
         self.deployed = True
         return self
