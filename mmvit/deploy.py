@@ -14,7 +14,10 @@
   and merges the query and key gates of each token mixer into grouped
   layers; on CPU, a deployed CAS-ViT runs channels-last, with activations
   and residual sums after dense convolutions computed as oneDNN post-ops
-  of those convolutions;
+  of those convolutions. EfficientViT's (:meth:`mmvit.models.EfficientViT
+  .switch_to_deploy`) makes it run channels-last on CPU, 1x1 convolutions
+  as matrix products; CMT's IRFFNs fold their post-activation BatchNorm
+  into the 1x1 projection after it;
 * removes Castling-ViT's auxiliary softmax branch, so it cannot run even in
   training mode.
 
