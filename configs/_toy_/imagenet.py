@@ -69,3 +69,6 @@ custom_hooks = [
     dict(type='mmvit.NonFiniteLossHook'),
     dict(type='mmvit.RandomStateHook'),
 ]
+# a fixed seed, so that the README's number can be reproduced (unseeded
+# runs of CAS-ViT-XS ended at 78 % and 88 %)
+randomness = dict(seed=0)
