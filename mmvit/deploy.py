@@ -31,16 +31,15 @@ layout (load checkpoints before switching). The transformation cannot be
 undone.
 """
 from mmvit.models.backbones.castling_vit import LinearAngularAttention
-from mmvit.models.layers import ConvNormAct
+from mmvit.models.layers import fuse_conv_norms
 
 
 def switch_to_deploy(model):
     """Deploy ``model`` in place (see the module docstring); returns it."""
     model.eval()
-    for module in list(model.modules()):
-        if isinstance(module, ConvNormAct) and module.fusable:
-            module.fuse()
-        elif isinstance(module, LinearAngularAttention):
+    fuse_conv_norms(model)
+    for module in model.modules():
+        if isinstance(module, LinearAngularAttention):
             module.aux_softmax = False
     for module in list(model.modules()):
         deploy = getattr(module, 'switch_to_deploy', None)

@@ -232,6 +232,15 @@ def conv_nhwc(x, conv, act=None):
 
 
 # -- folding norms for inference --------------------------------------------
+def fuse_conv_norms(module):
+    """Fold the BatchNorm of every conv-norm(-act) layer inside ``module``
+    into its convolution (:meth:`ConvNormAct.fuse`; a no-op for layers
+    without one), in place."""
+    for layer in list(module.modules()):
+        if isinstance(layer, ConvNormAct):
+            layer.fuse()
+
+
 def foldable_norm(norm):
     """Whether ``norm`` is a BatchNorm with running statistics, which an
     adjacent convolution can absorb for inference."""

@@ -26,7 +26,7 @@ from torch import nn
 from mmvit.registry import MODELS
 from ..layers import (ConvMlp, ConvNormAct, drop_path_rates,
                       fast_cpu_inference, fold_norm_into_next_conv,
-                      foldable_norm, fused_conv)
+                      foldable_norm, fuse_conv_norms, fused_conv)
 from ..utils import MMViTBackbone, parse_arch
 
 
@@ -408,10 +408,9 @@ class CASViT(MMViTBackbone):
         state dict has the fused layout: load checkpoints before.
         """
         self.eval()
+        fuse_conv_norms(self)
         for module in list(self.modules()):
-            if isinstance(module, ConvNormAct):
-                module.fuse()
-            elif isinstance(module, CASBlock):
+            if isinstance(module, CASBlock):
                 module.switch_to_deploy()
         self.deployed = True
         return self

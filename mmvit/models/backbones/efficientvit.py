@@ -37,8 +37,8 @@ from torch import nn
 
 from mmvit.registry import MODELS
 from ..layers import (ConvNormAct, DerivedTensorCache, conv_nhwc,
-                      drop_path_rates, fast_cpu_inference, is_exporting,
-                      pointwise_nhwc)
+                      drop_path_rates, fast_cpu_inference, fuse_conv_norms,
+                      is_exporting, pointwise_nhwc)
 from ..utils import MMViTBackbone, parse_arch
 
 
@@ -233,47 +233,40 @@ class LocalWindowAttention(nn.Module):
         self.attn = CascadedGroupAttention(channels, num_heads, kernels,
                                            key_dim, window_size)
 
-    def forward(self, x):
-        if is_exporting():
-            return self.forward_graph(x)
-        batch, channels, height, width = x.shape
-        win = self.window_size
-        if height <= win and width <= win:
-            return self.attn(x)
-        pad_b, pad_r = -height % win, -width % win
-        x = x.permute(0, 2, 3, 1)
-        if pad_b or pad_r:
-            x = nn.functional.pad(x, (0, 0, 0, pad_r, 0, pad_b))
-        rows, cols = (height + pad_b) // win, (width + pad_r) // win
-        x = x.view(batch, rows, win, cols, win, channels).transpose(
-            2, 3).reshape(batch * rows * cols, win, win,
-                          channels).permute(0, 3, 1, 2)
-        x = self.attn(x)
-        x = x.permute(0, 2, 3, 1).view(batch, rows, cols, win, win,
-                                       channels).transpose(2, 3).reshape(
-                                           batch, rows * win, cols * win,
-                                           channels)
-        if pad_b or pad_r:
-            x = x[:, :height, :width].contiguous()
-        return x.permute(0, 3, 1, 2)
-
-    def forward_nhwc(self, x):
-        """:meth:`forward` of a deployed layer, channels-last
-        ``(B, H, W, C)``."""
+    def _per_window(self, x, attend):
+        """``attend`` over the channels-last ``(B, H, W, C)`` map ``x``: on
+        the whole map when it is no larger than a window, else on each
+        window of the map zero-padded on the right and bottom to whole
+        windows (``attend`` maps ``(N, win, win, C)`` to the same shape)."""
         batch, height, width, channels = x.shape
         win = self.window_size
         if height <= win and width <= win:
-            return self.attn.forward_nhwc(x)
+            return attend(x)
         pad_b, pad_r = -height % win, -width % win
         if pad_b or pad_r:
             x = nn.functional.pad(x, (0, 0, 0, pad_r, 0, pad_b))
         rows, cols = (height + pad_b) // win, (width + pad_r) // win
         x = x.view(batch, rows, win, cols, win, channels).transpose(
             2, 3).reshape(batch * rows * cols, win, win, channels)
-        x = self.attn.forward_nhwc(x)
+        x = attend(x)
         x = x.view(batch, rows, cols, win, win, channels).transpose(
             2, 3).reshape(batch, rows * win, cols * win, channels)
-        return x[:, :height, :width]
+        if pad_b or pad_r:
+            x = x[:, :height, :width].contiguous()
+        return x
+
+    def forward(self, x):
+        if is_exporting():
+            return self.forward_graph(x)
+        return self._per_window(
+            x.permute(0, 2, 3, 1),
+            lambda w: self.attn(w.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        ).permute(0, 3, 1, 2)
+
+    def forward_nhwc(self, x):
+        """:meth:`forward` of a deployed layer, channels-last
+        ``(B, H, W, C)``."""
+        return self._per_window(x, self.attn.forward_nhwc)
 
     def forward_graph(self, x):
         """``forward`` without branching on the map size, for export.
@@ -525,9 +518,7 @@ class EfficientViT(MMViTBackbone):
         before.
         """
         self.eval()
-        for module in self.modules():
-            if isinstance(module, ConvNormAct):
-                module.fuse()
+        fuse_conv_norms(self)
         self.deployed = True
         return self
 
