@@ -90,14 +90,15 @@ def test_benchmark_config_rectangle_channels_last(tmp_path):
 
 
 def test_benchmark_bad_arguments(capsys, keep_threads):
+    from mmvit.analysis import benchmark as lib
     bench = load_tool('benchmark')
-    assert bench.parse_size('224') == (224, 224)
-    assert bench.parse_size('800x1216') == (800, 1216)
-    assert bench.parse_flops_size(['800', '1280']) == (800, 1280)
-    assert bench.parse_flops_size(['0']) is None
+    assert lib.parse_size('224') == (224, 224)
+    assert lib.parse_size('800x1216') == (800, 1216)
+    assert lib.parse_flops_size(['800', '1280']) == (800, 1280)
+    assert lib.parse_flops_size(['0']) is None
     for bad in ('800x', 'x800', '800x0', '12.5', '800*1216'):
         with pytest.raises(ValueError, match='HxW'):
-            bench.parse_size(bad)
+            lib.parse_size(bad)
 
     base = ['--backbone', 'EfficientViT', '--archs', 'm0',
             '--no-malloc-tuning', '--threads', str(keep_threads)]
@@ -162,7 +163,8 @@ def test_model_zoo_failure_stays_in_its_row(monkeypatch, keep_threads):
                                          'Castling-ViT xs']
     assert all(row.cells['params'] == 'error' for row in rows)
     assert 'RuntimeError' in repr(rows[1].errors)
-    markdown = zoo.render(rows, zoo.parse_args(
+    from mmvit.analysis.model_zoo import render
+    markdown = render(rows, zoo.parse_args(
         ['--detectors']), zoo.bench.Options(), tuned=False)
     assert '| Castling-ViT xs [2] | error |' in markdown
     assert '[2] Castling-ViT xs, backbone failed: RuntimeError: cannot ' \

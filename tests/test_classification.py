@@ -128,7 +128,8 @@ def test_converter_round_trip(family, arch, size, tmp_path):
 
 
 def test_converter_errors(tmp_path):
-    from tools.model_converters.official_to_mmvit import convert, main
+    from mmvit.converters.classifier import convert_classifier as convert
+    from tools.model_converters.official_to_mmvit import main
     source, _ = build_classifier(
         osp.join(ROOT, 'configs', 'imagenet_cas_vit_xs.py'))
     state = _official_layout('cas_vit', source)

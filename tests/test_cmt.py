@@ -10,49 +10,6 @@ from mmvit.models.backbones import cmt as cmt_module
 from mmvit.models.backbones.cmt import ResizableRelativePositionBias
 from mmvit.models.utils.checkpoint import load_pretrained
 
-# Backbone-only parameters at the training resolution, from the spec.
-SPEC_PARAMS = {'ti': 7.74e6, 'xs': 13.43e6, 's': 24.32e6, 'b': 43.65e6}
-SPEC_CHANNELS = {
-    'ti': (46, 92, 184, 368),
-    'xs': (52, 104, 208, 416),
-    's': (64, 128, 256, 512),
-    'b': (76, 152, 304, 608),
-}
-TRAIN_SIZE = {'ti': 160, 'xs': 192, 's': 224, 'b': 256}
-
-
-def ceil_div(size, times):
-    for _ in range(times):
-        size = (size + 1) // 2
-    return size
-
-
-@pytest.mark.parametrize('arch', ['ti', 'xs', 's', 'b'])
-def test_param_count(arch):
-    model = CMT(arch)
-    count = sum(p.numel() for p in model.parameters())
-    assert abs(count - SPEC_PARAMS[arch]) / SPEC_PARAMS[arch] < 0.01, count
-    # the position biases are stored at the training grid (CMT-S: spec)
-    if arch == 's':
-        shapes = [tuple(s.pos_bias.table.shape) for s in model.stages]
-        assert shapes == [(1, 3136, 49), (2, 784, 49), (4, 196, 49),
-                          (8, 49, 49)]
-
-
-@pytest.mark.parametrize('arch', ['ti', 'xs', 's', 'b'])
-@pytest.mark.parametrize('size', [(33, 33), (112, 137)])
-def test_output_shapes(arch, size):
-    model = CMT(arch).eval()
-    with torch.no_grad():
-        outs = model(torch.rand(2, 3, *size))
-    assert isinstance(outs, tuple) and len(outs) == 4
-    for i, out in enumerate(outs):
-        assert out.shape == (2, SPEC_CHANNELS[arch][i],
-                             ceil_div(size[0], i + 2),
-                             ceil_div(size[1], i + 2))
-        assert torch.isfinite(out).all()
-    assert model.out_channels == SPEC_CHANNELS[arch]
-    assert model.out_strides == (4, 8, 16, 32)
 
 
 def test_detection_size_tiny_input_and_out_indices():
@@ -172,22 +129,10 @@ def test_bias_resize_cache(monkeypatch):
 
 # --- arguments, freezing ---------------------------------------------------
 def test_invalid_arguments():
-    with pytest.raises(ValueError, match=r"unknown arch 'l'.*'b', 's', 'ti', 'xs'"):
-        CMT('l')
-    arch = dict(CMT.arch_settings['ti'])
-    arch.pop('train_size')
-    with pytest.raises(ValueError, match=r"missing keys \['train_size'\]"):
-        CMT(arch)
     with pytest.raises(ValueError, match='train_size 100 is not a multiple of 32'):
         CMT(dict(CMT.arch_settings['ti'], train_size=100))
     with pytest.raises(ValueError, match='sr_ratios has 3 entries'):
         CMT(dict(CMT.arch_settings['ti'], sr_ratios=[8, 4, 2]))
-    with pytest.raises(ValueError, match='out_indices entry 4 is out of range'):
-        CMT('ti', out_indices=(1, 4))
-    with pytest.raises(ValueError, match='frozen_stages must be an int in'):
-        CMT('ti', frozen_stages=5)
-    with pytest.raises(ValueError, match=r'3 channels, got shape \(1, 4, 32, 32\)'):
-        CMT('ti')(torch.rand(1, 4, 32, 32))
 
 
 def test_custom_arch_dict():
@@ -197,38 +142,6 @@ def test_custom_arch_dict():
     outs = model(torch.rand(1, 3, 64, 64))
     assert [o.shape[1] for o in outs] == [16, 24, 32, 40]
     assert tuple(model.stages[0].pos_bias.table.shape) == (1, 256, 16)
-
-
-def test_drop_path_rule():
-    model = CMT('s', drop_path_rate=0.1)
-    rates = [
-        getattr(block.drop_path, 'drop_prob', 0.)
-        for stage in model.stages for block in stage.blocks
-    ]
-    total = 3 + 3 + 16 + 3
-    assert rates == pytest.approx([0.1 * j / (total - 1)
-                                   for j in range(total)])
-
-
-def test_frozen_stages_and_norm_eval():
-    model = CMT('ti', frozen_stages=2)
-    model.train()
-    frozen = [model.stem, model.stages[0], model.stages[1], model.norm0,
-              model.norm1]
-    for module in frozen:
-        assert all(not p.requires_grad for p in module.parameters())
-        assert all(not m.training for m in module.modules())
-    for module in [model.stages[2], model.stages[3], model.norm3]:
-        assert all(p.requires_grad for p in module.parameters())
-        assert all(m.training for m in module.modules())
-    before = model.stages[0].blocks[0].ffn.expand.bn.running_mean.clone()
-    model(torch.rand(2, 3, 64, 64) * 5)
-    assert torch.equal(before,
-                       model.stages[0].blocks[0].ffn.expand.bn.running_mean)
-    model = CMT('ti', norm_eval=True).train()
-    bns = [m for m in model.modules() if isinstance(m, _BatchNorm)]
-    assert bns and all(not m.training for m in bns)
-    assert all(p.requires_grad for p in model.parameters())
 
 
 def test_default_init_is_the_official_one():
@@ -322,20 +235,6 @@ def test_load_official_checkpoint(tmp_path):
     }
     assert sorted(report.missing) == sorted(
         f'norm{i}.{p}' for i in range(4) for p in ('weight', 'bias'))
-
-
-def test_load_own_checkpoint(tmp_path):
-    source = randomize(CMT('ti'))
-    path = tmp_path / 'det.pth'
-    state = {f'backbone.{k}': v for k, v in source.state_dict().items()}
-    state['neck.lateral_convs.0.conv.weight'] = torch.zeros(1)
-    torch.save({'state_dict': state, 'meta': {'epoch': 12}}, path)
-    model = CMT('ti', init_cfg=dict(type='Pretrained', checkpoint=str(path)))
-    model.init_weights()
-    x = torch.rand(1, 3, 80, 100)
-    with torch.no_grad():
-        for a, b in zip(model.eval()(x), source.eval()(x)):
-            assert torch.isfinite(a).all() and torch.equal(a, b)
 
 
 def test_wrong_variant_checkpoint(tmp_path):

@@ -7,18 +7,13 @@ import pytest
 import torch
 
 from conftest import ROOT
+from mmvit.families import HEADS, families
 from mmvit.utils.config import load_config
 
-HEADS = ('retinanet', 'mask_rcnn', 'semantic_fpn', 'upernet')
 CONFIGS = sorted(
     p for p in glob.glob(osp.join(ROOT, 'configs', '*.py'))
     if osp.basename(p).startswith(HEADS))
-FAMILIES = {
-    'cas_vit': ('xs', 's', 'm', 't'),
-    'cmt': ('ti', 'xs', 's', 'b'),
-    'efficientvit': ('m0', 'm1', 'm2', 'm3', 'm4', 'm5'),
-    'castling_vit': ('xs', 's', 'm'),
-}
+FAMILIES = {f.key: f.variants for f in families().values()}
 
 
 def build_model(cfg):

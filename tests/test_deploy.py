@@ -7,14 +7,18 @@ import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from conftest import randomize
-from mmvit.deploy import switch_to_deploy
+from mmvit.deploy import kernels, switch_to_deploy
+from mmvit.deploy.cas_vit import DeployedCASBlock
+from mmvit.deploy.fold import has_foldable_norm
+from mmvit.deploy.kernels import fast_cpu_inference
+from mmvit.families import families
 from mmvit.models import CASViT, CastlingViT, CMT, EfficientViT
-from mmvit.models.layers import fast_cpu_inference
+from mmvit.registry import MODELS
 from mmvit.models.backbones.castling_vit import LinearAngularAttention
 from mmvit.models.layers import ConvNormAct
 
-FAMILIES = [(CASViT, 'xs'), (CMT, 'ti'), (EfficientViT, 'm0'),
-            (CastlingViT, 'xs')]
+FAMILIES = [(MODELS.get(f.backbone), f.smallest)
+            for f in families().values()]
 
 
 def max_relative_difference(expected, got):
@@ -39,9 +43,9 @@ def test_deployed_outputs_equal_eval_outputs(family, arch):
         got = deployed(x)
     assert max_relative_difference(expected, got) < 1e-4
     before = [m for m in model.modules()
-              if isinstance(m, ConvNormAct) and m.fusable]
+              if isinstance(m, ConvNormAct) and has_foldable_norm(m)]
     after = [m for m in deployed.modules()
-             if isinstance(m, ConvNormAct) and m.fusable]
+             if isinstance(m, ConvNormAct) and has_foldable_norm(m)]
     assert not after  # every conv-BN pair folded
     bns = [sum(isinstance(m, _BatchNorm) for m in net.modules())
            for net in (model, deployed)]
@@ -57,8 +61,30 @@ def test_deployed_outputs_equal_eval_outputs(family, arch):
     assert bool(before) == (family is not CastlingViT)
 
 
+@pytest.fixture
+def onednn_calls(monkeypatch):
+    """Counts the fused oneDNN convolutions the deploy kernels run."""
+    calls = []
+    real = kernels._ONEDNN_POINTWISE
+    if real is None:
+        return calls
+
+    class Counting:
+        def __call__(self, *args):
+            calls.append('unary')
+            return real(*args)
+
+        def binary(self, *args):
+            calls.append('binary')
+            return real.binary(*args)
+
+    monkeypatch.setattr(kernels, '_ONEDNN_POINTWISE', Counting())
+    return calls
+
+
 @pytest.mark.parametrize('size', [(96, 80), (65, 47)], ids=str)
-def test_deployed_cas_vit_folds_every_batchnorm_next_to_a_conv(size):
+def test_deployed_cas_vit_folds_every_batchnorm_next_to_a_conv(
+        size, onednn_calls):
     model = randomize(CASViT('xs')).eval()
     deployed = switch_to_deploy(copy.deepcopy(model))
     # only the four output norms stay: they follow a residual sum and
@@ -79,38 +105,48 @@ def test_deployed_cas_vit_folds_every_batchnorm_next_to_a_conv(size):
         # on CPU: channels-last, oneDNN post-ops (where PyTorch has oneDNN)
         assert fast_cpu_inference(x) == torch.backends.mkldnn.is_available()
         fused = deployed(x)
+    if torch.backends.mkldnn.is_available():
+        # per block 9 oneDNN convolutions (3 local integration, 4 token
+        # mixer, 2 MLP), of which the two residual sums after dense ones
+        # are binary post-ops; the two stem convolutions
+        assert len(onednn_calls) == 9 * len(blocks) + 2
+        assert onednn_calls.count('binary') == 2 * len(blocks)
+    onednn_calls.clear()
     assert not fast_cpu_inference(x)
     plain = deployed(x)  # autograd on: the portable path
+    assert not onednn_calls
     assert all(out.is_contiguous() for out in fused)
     assert max_relative_difference(expected, fused) < 1e-4
     assert max_relative_difference(expected, plain) < 1e-4
 
 
 @pytest.mark.parametrize('size', [(96, 80), (289, 353)], ids=str)
-def test_deployed_efficientvit_runs_channels_last_on_cpu(size, monkeypatch):
+def test_deployed_efficientvit_runs_channels_last_on_cpu(size, onednn_calls):
     # 289x353: stage maps 19x23, 10x12, 5x6, so the first two attend in
     # zero-padded windows and the last as a whole
     model = randomize(EfficientViT('m1')).eval()
     deployed = switch_to_deploy(copy.deepcopy(model))
     assert deployed.deployed and switch_to_deploy(deployed) is deployed
-    calls = []
-    for name, module in deployed.named_modules():
-        if hasattr(module, 'forward_nhwc'):
-            original = module.forward_nhwc
-            monkeypatch.setattr(
-                module, 'forward_nhwc',
-                lambda x, f=original, n=name: calls.append(n) or f(x))
+    names = {type(m).__name__ for m in deployed.modules()}
+    assert {'DeployedStem', 'DeployedEfficientViTStage',
+            'DeployedEfficientViTBlock', 'DeployedLocalWindowAttention',
+            'DeployedCascadedGroupAttention', 'DeployedPatchMerging'} <= names
+    assert not names & {'EfficientViTBlock', 'LocalWindowAttention',
+                        'CascadedGroupAttention', 'PatchMerging', 'FFN'}
     x = torch.rand(1, 3, *size)
     with torch.no_grad():
         expected = model(x)
         fast = deployed(x)
-        assert bool(calls) == fast_cpu_inference(x)
-    if calls:  # every block and downsampling unit, every attention
-        assert sum(n.endswith('mixer.attn') for n in calls) == 6
-        assert sum(n.endswith('merge') for n in calls) == 2
-    calls.clear()
-    plain = deployed(x)  # autograd on: the plain NCHW path, same layers
-    assert not calls
+    if torch.backends.mkldnn.is_available():
+        # 4 stem convs; per block 2 dw convs and one query conv per head;
+        # per downsampling 2 ConvFFN dw convs and the strided dw conv
+        blocks = [m for m in deployed.modules()
+                  if type(m).__name__ == 'DeployedEfficientViTBlock']
+        heads = sum(len(b.mixer.attn.dws) for b in blocks)
+        assert len(onednn_calls) == 4 + 2 * len(blocks) + heads + 3 * 2
+    onednn_calls.clear()
+    plain = deployed(x)  # autograd on: the same layers, plain operations
+    assert not onednn_calls
     assert all(out.is_contiguous() for out in fast)
     assert max_relative_difference(expected, fast) < 1e-4
     assert max_relative_difference(expected, plain) < 1e-4
@@ -129,7 +165,7 @@ def test_deploy_leaves_cas_vit_blocks_with_other_norms_unchanged():
     model = randomize(CASViT('xs', norm_cfg=dict(type='GN',
                                                  num_groups=4))).eval()
     deployed = switch_to_deploy(copy.deepcopy(model))
-    assert not any(getattr(m, 'deployed', False)
+    assert not any(isinstance(m, DeployedCASBlock)
                    for m in deployed.stages.modules())
     x = torch.rand(1, 3, 64, 48)
     with torch.no_grad():
@@ -141,3 +177,38 @@ def test_deployed_castling_never_runs_the_softmax_branch():
     model.train()  # even in training mode
     assert all(not m.uses_aux_branch() for m in model.modules()
                if isinstance(m, LinearAngularAttention))
+
+
+def test_deployed_checkpoint_rebuilds_from_its_config(tmp_path):
+    """tools/deployment/deploy_checkpoint.py saves the deployed detector;
+    the config with model.backbone.deploy=True loads it strictly and
+    predicts what the deployed model predicts."""
+    import os.path as osp
+
+    from conftest import ROOT
+    from mmvit.utils.config import build_model, load_config
+    from tools.deployment.deploy_checkpoint import main
+    config = osp.join(ROOT, 'configs', 'retinanet_cas_vit_xs.py')
+    cfg = load_config(config)
+    cfg.model.backbone.init_cfg = None
+    trained = randomize(build_model(cfg)).eval()
+    source = tmp_path / 'epoch_1.pth'
+    torch.save({'state_dict': trained.state_dict(), 'meta': {}}, source)
+    out = tmp_path / 'deployed.pth'
+    main([config, str(source), str(out)])
+    saved = torch.load(out, weights_only=True)
+    assert saved['meta']['deployed']
+
+    rebuilt_cfg = load_config(config, cfg_options={
+        'model.backbone.deploy': True, 'model.backbone.init_cfg': None})
+    rebuilt = build_model(rebuilt_cfg)
+    assert rebuilt.backbone.deployed
+    rebuilt.load_state_dict(saved['state_dict'], strict=True)
+    x = torch.rand(1, 3, 96, 128)
+    with torch.no_grad():
+        expected = switch_to_deploy(trained)._forward(x)
+        got = rebuilt.eval()._forward(x)
+    for a, b in zip(sum(map(list, expected), []), sum(map(list, got), [])):
+        assert torch.equal(a, b)
+    with pytest.raises(SystemExit):  # OUT exists: nothing is overwritten
+        main([config, str(source), str(out)])

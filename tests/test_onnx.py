@@ -1,11 +1,12 @@
-"""ONNX export with dynamic input sizes (tools/deployment/pytorch2onnx.py).
+"""ONNX export with dynamic input sizes (mmvit.export.onnx and its tool
+tools/deployment/pytorch2onnx.py).
 
 Each family (smallest variant, random weights) is exported once, traced at
 224x224, and onnxruntime must reproduce the deployed PyTorch model within
 1e-4 at two other non-square sizes, 1x3x160x224 and 2x3x289x353 (no multiple
 of 32). The RetinaNet test runs the tool itself, on a checkpoint.
 """
-import importlib.util
+import copy
 import os.path as osp
 import subprocess
 import sys
@@ -18,25 +19,17 @@ import torch
 
 from conftest import ROOT, randomize, run_tool
 from mmvit.deploy import switch_to_deploy
+from mmvit.export import prepare_for_export
+from mmvit.export import onnx as tool
+from mmvit.families import families
 
 TOOL = osp.join(ROOT, 'tools', 'deployment', 'pytorch2onnx.py')
 ATOL = 1e-4
-SMALLEST = {'CASViT': 'xs', 'CMT': 'ti', 'EfficientViT': 'm0',
-            'CastlingViT': 'xs'}
+SMALLEST = {f.backbone: f.smallest for f in families().values()}
 # (batch, H, W). EfficientViT m0 at 160x224: stride-16 map 10x14 (padded
 # windows), 5x7 and 3x4 (each attended as a whole); at 289x353: 19x23 and
 # 10x12 (padded windows), 5x6 (whole). CMT-ti: 160 is its training height.
 SIZES = [(1, 160, 224), (2, 289, 353)]
-
-
-def _load_tool():
-    spec = importlib.util.spec_from_file_location('pytorch2onnx', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tool = _load_tool()
 
 
 def _strong_random(model, seed=0):
@@ -147,20 +140,26 @@ def test_dynamo_exporter_keeps_efficientvit_dynamic(tmp_path):
     ('CMT', [(160, 160), (97, 203)]),  # the training grid; odd sizes
     ('EfficientViT', [(97, 203), (40, 72)]),  # windows and whole maps
 ])
-def test_export_path_equals_eager_path(family, sizes, monkeypatch):
-    """The size-independent code taken while tracing computes what eager
+@pytest.mark.parametrize('deploy', [False, True], ids=['eval', 'deployed'])
+def test_export_path_equals_eager_path(family, sizes, deploy):
+    """The size-independent layers installed for export compute what eager
     mode computes (CMT: padding, bias always resized; EfficientViT: the
-    masked single window for maps within one window)."""
-    import importlib
-    module = importlib.import_module(
-        f'mmvit.models.backbones.{family.lower()}')
+    masked single window for maps within one window), for the eval and the
+    deployed (channels-last) structure."""
     model = _strong_random(tool.build_backbone(family,
                                                SMALLEST[family])).eval()
+    if deploy:
+        switch_to_deploy(model)
+    exported = prepare_for_export(copy.deepcopy(model))
+    replaced = {type(m).__name__ for m in exported.modules()}
+    assert replaced & {'PadForPatches', 'AlwaysResizedPositionBias',
+                       'PaddedWindowAttention'}
+    assert not replaced & {'PadToMultiple', 'LocalWindowAttention',
+                           'DeployedLocalWindowAttention'}
     inputs = [torch.randn(1, 3, *size) for size in sizes]
     with torch.no_grad():
         eager = [model(x) for x in inputs]
-        monkeypatch.setattr(module, 'is_exporting', lambda: True)
-        traced_path = [model(x) for x in inputs]
+        traced_path = [exported(x) for x in inputs]
     for a, b in zip(eager, traced_path):
         for x, y in zip(a, b):
             assert x.shape == y.shape
@@ -224,5 +223,9 @@ def test_bad_arguments_fail_clearly(tmp_path):
 
 
 def test_unknown_arch_fails_clearly(capsys):
-    assert tool.main(['--backbone', 'CMT', '--arch', 'huge']) == 2
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('pytorch2onnx', TOOL)
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    assert cli.main(['--backbone', 'CMT', '--arch', 'huge']) == 2
     assert "unknown arch 'huge'" in capsys.readouterr().err

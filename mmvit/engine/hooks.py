@@ -54,12 +54,23 @@ class CastlingAnnealHook(Hook):
             return self.start * (1. - t)
         return self.start * 0.5 * (1. + math.cos(math.pi * t))
 
+    @staticmethod
+    def set_factor(model, value):
+        """Call ``set_aux_factor(value)`` of the outermost modules that have
+        one (Castling-ViT backbones); returns the attention layers set."""
+        count, done = 0, []
+        for name, module in model.named_modules():
+            if callable(getattr(module, 'set_aux_factor', None)) and not any(
+                    name.startswith(prefix) for prefix in done):
+                count += module.set_aux_factor(value)
+                done.append(name + '.' if name else '')
+        return count
+
     def _apply(self, runner, log=True):
-        from mmvit.models.backbones.castling_vit import set_aux_factor
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
         value = self.factor(runner.iter / max(runner.max_iters, 1))
-        if set_aux_factor(model, value) == 0 and not getattr(
+        if self.set_factor(model, value) == 0 and not getattr(
                 self, '_warned', False):
             print_log('CastlingAnnealHook: the model has no auxiliary '
                       'softmax branch; nothing to anneal', 'current',

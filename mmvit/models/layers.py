@@ -4,8 +4,6 @@ from collections import OrderedDict
 import torch
 from mmcv.cnn import build_activation_layer, build_norm_layer
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
-from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 
 class ConvNormAct(nn.Sequential):
@@ -31,25 +29,6 @@ class ConvNormAct(nn.Sequential):
             if layer is not None:
                 layers[name] = layer
         super().__init__(layers)
-
-    @property
-    def fusable(self):
-        names = list(self._modules)
-        return (len(names) > 1 and names[1] == 'bn'
-                and isinstance(self.bn, _BatchNorm))
-
-    @torch.no_grad()
-    def fuse(self):
-        """Fold the BatchNorm that follows the conv into it, in place.
-
-        Uses the BatchNorm's running statistics, so the result equals the
-        eval-mode output. A no-op where there is no such BatchNorm (no norm,
-        another norm, or the activation first).
-        """
-        if self.fusable:
-            self.conv = fuse_conv_bn_eval(self.conv.eval(), self.bn.eval())
-            del self.bn
-        return self
 
 
 class ConvMlp(nn.Module):
@@ -94,19 +73,6 @@ def drop_path_rates(depths, drop_path_rate):
     return out
 
 
-def is_exporting():
-    """True while the model is exported (either ONNX exporter, TorchScript
-    or dynamo, and ``torch.export``), False in eager mode and under a plain
-    ``torch.jit.trace`` such as mmengine.analysis's FLOPs counter (a
-    fraction of a microsecond per call).
-
-    Layers whose eager code branches on the map size (or keeps per-size
-    caches) take a size-independent path then, so that one exported graph
-    is valid for every input size.
-    """
-    return torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()
-
-
 class DerivedTensorCache:
     """Tensors derived from a parameter, kept for inference.
 
@@ -141,134 +107,3 @@ class DerivedTensorCache:
 
     def clear(self):
         self._entries.clear()
-
-
-# -- fast CPU inference of deployed models ---------------------------------
-def fast_cpu_inference(x):
-    """Whether a deployed model may run ``x`` through its fast CPU path:
-    oneDNN's fused convolutions (``torch.ops.mkldnn._convolution_pointwise``,
-    the kernels torch.compile uses on CPU) in the channels-last layout.
-    True for float32 CPU tensors in eager inference (no autograd, autocast,
-    tracing, scripting, compiling or export), with PyTorch's oneDNN backend
-    available and enabled."""
-    return (_ONEDNN_POINTWISE is not None and x.device.type == 'cpu'
-            and x.dtype == torch.float32 and not torch.is_grad_enabled()
-            and torch.backends.mkldnn.is_available()
-            and torch.backends.mkldnn.enabled
-            and not torch.is_autocast_enabled('cpu')
-            and not torch.jit.is_tracing() and not torch.jit.is_scripting()
-            and not torch.compiler.is_compiling() and not is_exporting())
-
-
-def _find_onednn_pointwise():
-    try:
-        return torch.ops.mkldnn._convolution_pointwise
-    except (AttributeError, RuntimeError):
-        return None
-
-
-_ONEDNN_POINTWISE = _find_onednn_pointwise()
-
-
-def _post_op(act):
-    """oneDNN's name and algorithm for the activation module ``act``, or
-    None where it has none (the activation then runs on its own)."""
-    if act is None:
-        return 'none', None
-    if type(act) is nn.ReLU:
-        return 'relu', None
-    if type(act) is nn.GELU:
-        return 'gelu', act.approximate
-    if type(act) is nn.Sigmoid:
-        return 'sigmoid', None
-    return None
-
-
-def fused_conv(x, conv, act=None, other=None, binary=None, fused=False):
-    """``act(conv(x))`` or ``conv(x) <binary> other``, with ``binary``
-    ``'add'`` or ``'mul'`` and ``act`` an activation module or None.
-
-    With ``fused`` (see :func:`fast_cpu_inference`; no autograd) the
-    activation, or the binary operation of a dense convolution, runs as a
-    post-op of one oneDNN convolution (the same maths in float32), and the
-    binary operation after a grouped convolution in place on its output.
-    """
-    assert act is None or binary is None
-    post = _post_op(act) if fused and conv.padding_mode == 'zeros' \
-        and isinstance(conv.padding, tuple) else None
-    if post is None:
-        y = conv(x)
-        if binary is not None:
-            y = y + other if binary == 'add' else y * other
-        return y if act is None else act(y)
-    args = (conv.weight, conv.bias, conv.padding, conv.stride,
-            conv.dilation, conv.groups)
-    if binary is None or conv.groups > 1:
-        # oneDNN fuses binary post-ops of dense convolutions only
-        y = _ONEDNN_POINTWISE(x, *args, post[0], [], post[1])
-        if binary is not None:
-            y = y.add_(other) if binary == 'add' else y.mul_(other)
-        return y
-    return _ONEDNN_POINTWISE.binary(x, other, *args, binary, None, None,
-                                    [], None)
-
-
-def pointwise_nhwc(x, conv, relu=False):
-    """The 1x1 convolution ``conv`` (no groups) of a channels-last
-    ``(B, H, W, C)`` tensor, as one matrix product (BLAS; faster than a
-    convolution kernel on the small maps and windows of attention), then
-    ReLU in place if ``relu``."""
-    y = nn.functional.linear(x, conv.weight.flatten(1), conv.bias)
-    return y.relu_() if relu else y
-
-
-def conv_nhwc(x, conv, act=None):
-    """``act(conv(x))`` for a channels-last ``(B, H, W, C)`` tensor: the
-    convolution runs on its channels-last NCHW view (oneDNN's native
-    layout, no reorder), the activation as its post-op where oneDNN has
-    it (:func:`fused_conv`). Returns a ``(B, H', W', C')`` tensor."""
-    return fused_conv(x.permute(0, 3, 1, 2), conv, act,
-                      fused=True).permute(0, 2, 3, 1)
-
-
-# -- folding norms for inference --------------------------------------------
-def fuse_conv_norms(module):
-    """Fold the BatchNorm of every conv-norm(-act) layer inside ``module``
-    into its convolution (:meth:`ConvNormAct.fuse`; a no-op for layers
-    without one), in place."""
-    for layer in list(module.modules()):
-        if isinstance(layer, ConvNormAct):
-            layer.fuse()
-
-
-def foldable_norm(norm):
-    """Whether ``norm`` is a BatchNorm with running statistics, which an
-    adjacent convolution can absorb for inference."""
-    return isinstance(norm, _BatchNorm) and norm.track_running_stats \
-        and norm.running_mean is not None
-
-
-@torch.no_grad()
-def fold_norm_into_next_conv(norm, conv):
-    """A 1x1 convolution computing ``conv(norm(x))`` for an eval-mode
-    BatchNorm ``norm``: ``W' = W * scale`` per input channel and
-    ``b' = b + W @ shift`` (exact: a 1x1 convolution without padding sees
-    no zero padding the norm would have shifted)."""
-    assert foldable_norm(norm)
-    assert conv.kernel_size == (1, 1) and conv.padding == (0, 0) \
-        and conv.groups == 1, 'only a dense 1x1 convolution'
-    scale = norm.running_var.add(norm.eps).rsqrt()
-    if norm.affine:
-        scale = scale * norm.weight
-    shift = -norm.running_mean * scale
-    if norm.affine:
-        shift = shift + norm.bias
-    weight = conv.weight
-    bias = weight.flatten(1) @ shift
-    if conv.bias is not None:
-        bias = bias + conv.bias
-    fused = nn.Conv2d(conv.in_channels, conv.out_channels, 1,
-                      stride=conv.stride, bias=True).to(weight)
-    fused.weight.copy_(weight * scale.view(1, -1, 1, 1))
-    fused.bias.copy_(bias)
-    return fused

@@ -113,3 +113,16 @@ def setup_launcher(cfg, launcher):
         import torch.distributed as dist
         if not dist.is_initialized():
             dist.init_process_group(backend='gloo')
+
+
+def build_model(cfg):
+    """The model of ``cfg``, built by the registry of its ``default_scope``
+    (mmdet, mmseg or mmpretrain); weights as constructed."""
+    import importlib
+
+    from mmengine.registry import init_default_scope
+    import mmvit.models  # noqa: F401
+    scope = cfg.get('default_scope') or 'mmengine'
+    init_default_scope(scope)
+    return importlib.import_module(f'{scope}.registry').MODELS.build(
+        cfg.model)

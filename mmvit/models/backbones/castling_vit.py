@@ -241,6 +241,8 @@ class CastlingViT(MMViTBackbone):
             attention is affordable at ImageNet sizes in every stage, but
             at detection sizes only in the coarse stages (at 1333x800 the
             first stage has 66,600 tokens: 4.4e9 logits per head).
+        deploy (bool): build the deployed structure (no auxiliary branch;
+            see :class:`~mmvit.models.utils.MMViTBackbone`).
         init_cfg (dict | list, optional): ``Pretrained`` or, by default,
             PVTv2's initialisation (truncated normal linear layers, fan-out
             Kaiming convolutions, unit norms).
@@ -264,6 +266,7 @@ class CastlingViT(MMViTBackbone):
                  res_conv='spatial',
                  aux_softmax=True,
                  aux_stages=(0, 1, 2, 3),
+                 deploy=False,
                  init_cfg=None):
         settings = parse_arch(arch, self.arch_settings, 'CastlingViT',
                               ('channels', 'num_heads', 'mlp_ratios'))
@@ -272,7 +275,7 @@ class CastlingViT(MMViTBackbone):
         if init_cfg is None:
             init_cfg = transformer_init_cfg()
         super().__init__(num_stages, out_indices, frozen_stages, norm_eval,
-                         in_channels, init_cfg)
+                         in_channels, init_cfg, deploy)
         aux_stages = normalize_out_indices(aux_stages, num_stages,
                                            'CastlingViT (aux_stages)') \
             if aux_softmax else ()
@@ -284,9 +287,7 @@ class CastlingViT(MMViTBackbone):
             self.register_load_state_dict_post_hook(self._sync_aux_factor)
         channels = settings['channels']
         self.arch = settings
-        self.channels = tuple(channels)
-        self.out_channels = tuple(channels[i] for i in self.out_indices)
-        self.out_strides = tuple(2**(i + 2) for i in self.out_indices)
+        self._set_stage_outputs(channels, first_stride=4)
         dprs = drop_path_rates(depths, drop_path_rate)
         self.stages = nn.ModuleList([
             CastlingStage(in_channels if i == 0 else channels[i - 1],
@@ -294,7 +295,7 @@ class CastlingViT(MMViTBackbone):
                           settings['mlp_ratios'][i], dprs[i], i == 0,
                           res_conv, i in aux_stages) for i in range(num_stages)
         ])
-        self._freeze_stages()
+        self._finish_init()
 
     def set_aux_factor(self, value):
         """Set the auxiliary softmax weight of every attention layer."""

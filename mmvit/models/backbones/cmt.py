@@ -32,17 +32,10 @@ input on the right and bottom to an even size, and the key/value reduction
 pads its input to a multiple of ``sr``, so a stage's grid is
 ``ceil(H / 2)`` of the previous one and its key grid ``ceil(H / sr)``.
 
-Export: when the model is exported (:func:`mmvit.models.layers.is_exporting`),
-the padding and the bias resize are written without branching on the size
-and without the cache (the bias is always interpolated, an exact identity at
-the training grids), so one ONNX graph serves every input size.
-
-Official ImageNet checkpoints (``model`` key, ``stem_conv1``, ``blocks_a``,
-``relative_pos_a`` ...) load through ``init_cfg=dict(type='Pretrained',
-checkpoint=...)``; see :meth:`CMT.convert_checkpoint`.
+Official checkpoints load through ``init_cfg=dict(type='Pretrained',
+checkpoint=...)`` (key map: :mod:`mmvit.converters.cmt`).
 """
 import math
-import re
 
 import torch
 import torch.nn.functional as F
@@ -50,38 +43,35 @@ from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import DropPath
 from torch import nn
 
+from mmvit.converters.cmt import convert_backbone
 from mmvit.registry import MODELS
 from ..layers import (ConvNormAct, DerivedTensorCache, drop_path_rates,
-                      fold_norm_into_next_conv, foldable_norm, is_exporting,
                       transformer_init_cfg)
 from ..utils import MMViTBackbone, parse_arch
 
 _GELU = dict(type='GELU')
 
 
-def _pad_for_patches(x, patch):
-    """Zero-pad an NCHW map on the right and bottom for a ``patch x patch``
-    stride-``patch`` convolution to see every pixel (``ceil(H / patch)``
-    outputs).
+class PadToMultiple(nn.Module):
+    """Zero-pad an NCHW map on the right and bottom to multiples of
+    ``patch``, so that a ``patch x patch`` stride-``patch`` convolution sees
+    every pixel (``ceil(H / patch)`` outputs)."""
 
-    Eager mode pads to the next multiple of ``patch``. When exporting, it
-    pads ``patch - 1`` always: the convolution reads the same pixels and
-    gives the same outputs, and the graph neither branches on the size nor
-    needs its remainder.
-    """
-    if is_exporting():
-        return F.pad(x, (0, patch - 1, 0, patch - 1))
-    pad_h, pad_w = -x.shape[2] % patch, -x.shape[3] % patch
-    if pad_h or pad_w:
-        x = F.pad(x, (0, pad_w, 0, pad_h))
-    return x
+    def __init__(self, patch):
+        super().__init__()
+        self.patch = patch
+
+    def forward(self, x):
+        pad_h, pad_w = -x.shape[2] % self.patch, -x.shape[3] % self.patch
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h))
+        return x
 
 
 def _use_sdpa(q):
-    """Whether the fused attention kernel is worth it for ``q``: not on
-    CPU, where ``scaled_dot_product_attention`` with an additive bias runs
-    PyTorch's unfused reference kernel plus mask checks (measured 5 %
-    slower for the whole network than the explicit product)."""
+    """Whether to use the fused attention kernel for ``q``: off CPU only
+    (on CPU, ``scaled_dot_product_attention`` with an additive bias runs an
+    unfused reference kernel)."""
     return q.device.type != 'cpu'
 
 
@@ -108,12 +98,10 @@ class ResizableRelativePositionBias(nn.Module):
         self._cache = DerivedTensorCache(capacity=2)
 
     def resize(self, q_size, k_size, always=False):
-        """The table interpolated (bicubic) to the given grids.
-
-        ``always`` interpolates also to a stored grid (an identity: at scale
-        1 the bicubic weights are exactly 0, 1, 0, 0), for export graphs that
-        do not depend on the example input's size.
-        """
+        """The table interpolated (bicubic) to the given grids, over the
+        query grid then over the key grid. A grid equal to the stored one is
+        left as it is unless ``always`` (an identity then: at scale 1 the
+        bicubic weights are exactly 0, 1, 0, 0)."""
         heads, (hq, wq), (hk, wk) = self.num_heads, self.q_size, self.k_size
         table = self.table.reshape(heads, hq, wq, hk * wk)
         if always or (hq, wq) != tuple(q_size):
@@ -129,8 +117,6 @@ class ResizableRelativePositionBias(nn.Module):
 
     def forward(self, q_size, k_size):
         q_size, k_size = tuple(q_size), tuple(k_size)
-        if is_exporting():  # no shape comparisons, no cache
-            return self.resize(q_size, k_size, always=True)
         if q_size == self.q_size and k_size == self.k_size:
             return self.table
         if self.training:
@@ -162,6 +148,7 @@ class LightweightAttention(nn.Module):
         self.sr = ConvNormAct(
             dim, dim, sr_ratio, stride=sr_ratio, groups=dim, bias=True,
             norm_cfg=norm_cfg) if sr_ratio > 1 else None
+        self.pad = PadToMultiple(sr_ratio) if sr_ratio > 1 else None
 
     def key_size(self, size):
         # ceil(s / sr), in the form an export's shape reasoning shares with
@@ -178,7 +165,7 @@ class LightweightAttention(nn.Module):
         q = self._heads(self.q(x))
         kv = x
         if self.sr is not None:
-            kv = _pad_for_patches(_tokens_to_map(x, size), self.sr_ratio)
+            kv = self.pad(_tokens_to_map(x, size))
             kv = self.sr(kv).reshape(batch, channels, -1).permute(0, 2, 1)
         k, v = self._heads(self.k(kv)), self._heads(self.v(kv))
         if self.fused_attn and _use_sdpa(q):
@@ -208,19 +195,6 @@ class IRFFN(nn.Module):
         x = self.dw_bn(self.dw_act(self.dw(x) + x))
         return self.project(x).flatten(2).permute(0, 2, 1)
 
-    @torch.no_grad()
-    def switch_to_deploy(self):
-        """Inference only (called by :func:`mmvit.deploy.switch_to_deploy`):
-        fold the projection's BatchNorm into its 1x1 convolution and the
-        BatchNorm before it (``dw_bn``, after the activation) forward into
-        that convolution as well (exact: no padding). A no-op for norms
-        other than BatchNorm."""
-        self.project.fuse()
-        if foldable_norm(self.dw_bn) and 'bn' not in self.project._modules:
-            self.project.conv = fold_norm_into_next_conv(
-                self.dw_bn.eval(), self.project.conv)
-            self.dw_bn = nn.Identity()
-
 
 class CMTBlock(nn.Module):
     """LPU, then pre-norm LMHSA and IRFFN residual branches, on tokens."""
@@ -249,11 +223,12 @@ class PatchEmbed(nn.Module):
 
     def __init__(self, in_channels, channels):
         super().__init__()
+        self.pad = PadToMultiple(2)
         self.proj = nn.Conv2d(in_channels, channels, 2, stride=2)
         self.norm = nn.LayerNorm(channels)
 
     def forward(self, x):
-        x = self.proj(_pad_for_patches(x, 2))
+        x = self.proj(self.pad(x))
         size = tuple(x.shape[2:])
         return self.norm(x.flatten(2).transpose(1, 2)), size
 
@@ -301,10 +276,9 @@ class CMT(MMViTBackbone):
         norm_cfg (dict): the BatchNorm of the stem, IRFFNs and key/value
             reductions. Defaults to BN.
         fused_attn (bool): use ``F.scaled_dot_product_attention`` on GPU
-            (less memory; results differ from the official network's by
-            float rounding, about 1e-7 relative). On CPU, and with
+            (less memory; another float rounding). On CPU, and with
             ``False``, the attention is computed in the official order of
-            operations, which reproduces the official outputs bit for bit.
+            operations.
         out_norms (bool): pass each output through its own LayerNorm
             (``norm{i}``, for dense prediction). The official classifier
             has none (its head starts with a 1x1 convolution), so the
@@ -313,7 +287,10 @@ class CMT(MMViTBackbone):
             checkpoint=...)`` for ImageNet weights; by default the official
             initialisation (truncated normal linear layers, fan-out Kaiming
             convolutions, unit norms; position biases standard normal).
+        deploy (bool): build the deployed structure (see
+            :class:`~mmvit.models.utils.MMViTBackbone`).
     """
+    checkpoint_converter = staticmethod(convert_backbone)
     arch_settings = {
         'ti': dict(channels=[46, 92, 184, 368], depths=[2, 2, 10, 2],
                    stem_channels=16, mlp_ratio=3.6, num_heads=[1, 2, 4, 8],
@@ -339,6 +316,7 @@ class CMT(MMViTBackbone):
                  norm_cfg=dict(type='BN'),
                  fused_attn=True,
                  out_norms=True,
+                 deploy=False,
                  init_cfg=None):
         settings = parse_arch(arch, self.arch_settings, 'CMT',
                               ('channels', 'num_heads', 'sr_ratios'))
@@ -351,11 +329,9 @@ class CMT(MMViTBackbone):
         if init_cfg is None:
             init_cfg = transformer_init_cfg(('LayerNorm', '_BatchNorm'))
         super().__init__(num_stages, out_indices, frozen_stages, norm_eval,
-                         in_channels, init_cfg)
+                         in_channels, init_cfg, deploy)
         self.arch = settings
-        self.channels = tuple(channels)
-        self.out_channels = tuple(channels[i] for i in self.out_indices)
-        self.out_strides = tuple(2**(i + 2) for i in self.out_indices)
+        self._set_stage_outputs(channels, first_stride=4)
 
         stem = settings['stem_channels']
         self.stem = nn.Sequential(*[
@@ -375,7 +351,7 @@ class CMT(MMViTBackbone):
         self.out_norms = out_norms
         for i in self.out_indices if out_norms else ():
             self.add_module(f'norm{i}', nn.LayerNorm(channels[i], eps=1e-6))
-        self._freeze_stages()
+        self._finish_init()
 
     def forward(self, x):
         self.check_input(x)
@@ -391,45 +367,3 @@ class CMT(MMViTBackbone):
                 outs.append(out.reshape(x.shape[0], *size, -1).permute(
                     0, 3, 1, 2).contiguous())
         return tuple(outs)
-
-    # Official key layout -> ours. Stages are lettered a..d there.
-    _block_renames = [
-        (r'proj\.', 'lpu.'),
-        (r'attn\.sr\.0\.', 'attn.sr.conv.'),
-        (r'attn\.sr\.1\.', 'attn.sr.bn.'),
-        (r'mlp\.conv1\.0\.', 'ffn.expand.conv.'),
-        (r'mlp\.conv1\.2\.', 'ffn.expand.bn.'),
-        (r'mlp\.proj\.', 'ffn.dw.'),
-        (r'mlp\.proj_bn\.', 'ffn.dw_bn.'),
-        (r'mlp\.conv2\.0\.', 'ffn.project.conv.'),
-        (r'mlp\.conv2\.1\.', 'ffn.project.bn.'),
-    ]
-
-    def _rename_official(self, key):
-        match = re.match(r'stem_(conv|norm)(\d)\.(.*)', key)
-        if match:
-            layer = 'conv' if match.group(1) == 'conv' else 'bn'
-            return f'stem.{int(match.group(2)) - 1}.{layer}.{match.group(3)}'
-        match = re.match(r'(patch_embed|relative_pos|blocks)_([a-d])(.*)',
-                         key)
-        if not match:
-            return key  # classifier (_fc, _bn, head): left unexpected
-        kind, stage, rest = match.group(1), 'abcd'.index(match.group(2)), \
-            match.group(3)
-        if kind == 'relative_pos':
-            return f'stages.{stage}.pos_bias.table'
-        if kind == 'patch_embed':
-            return f'stages.{stage}.patch_embed{rest}'
-        block, rest = re.match(r'\.(\d+)\.(.*)', rest).groups()
-        for pattern, repl in self._block_renames:
-            rest, count = re.subn('^' + pattern, repl, rest)
-            if count:
-                break
-        return f'stages.{stage}.blocks.{block}.{rest}'
-
-    def convert_checkpoint(self, state_dict):
-        """Rename official ``stem_*``/``blocks_*``/... keys; keep ours."""
-        if not any(k.startswith(('stem_conv', 'blocks_a.', 'relative_pos_'))
-                   for k in state_dict):
-            return state_dict
-        return {self._rename_official(k): v for k, v in state_dict.items()}

@@ -6,10 +6,18 @@ As in the official downstream code, the extra fine levels are made by
 stride-2 transposed convolutions (kernel 2) chained from the stride-16
 lateral after the top-down pathway, each followed by a 3x3 output conv.
 """
+import importlib.util
+
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
-from mmdet.models.necks import FPN
 from torch import nn
+
+# mmdet's FPN where mmdet is installed, else mmseg's (the same layers and
+# arguments), so that either library alone can build this neck
+if importlib.util.find_spec('mmdet') is not None:
+    from mmdet.models.necks import FPN
+else:
+    from mmseg.models.necks import FPN
 
 from mmvit.registry import MODELS
 

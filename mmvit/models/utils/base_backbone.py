@@ -2,16 +2,19 @@
 
 A family implements the layers (by default a ``stem``, ``stages[i]`` and
 output norms ``norm{i}``, which is what ``frozen_stages`` freezes; override
-``_stem_modules`` / ``_stage_modules(i)`` for another layout) and, when its
-official checkpoints use other key names, ``convert_checkpoint``.
+``_stem_modules`` / ``_stage_modules(i)`` for another layout), sets
+``checkpoint_converter`` when its official checkpoints use other key names
+(a function of :mod:`mmvit.converters`) and ends its ``__init__`` with
+``self._finish_init()``.
 """
-from typing import Dict, List
+from typing import Callable, Dict, List, Optional
 
 import torch
 from mmengine.model import BaseModule
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from mmvit.registry import MODEL_PASSES
 from .arch import check_frozen_stages, normalize_out_indices
 from .checkpoint import load_pretrained
 
@@ -26,10 +29,17 @@ class MMViTBackbone(BaseModule):
             where a stem exists; ``i``: the stem and stages ``0..i-1``).
         norm_eval (bool): keep every BatchNorm in eval mode while training.
         in_channels (int): channels of the input image.
+        deploy (bool): build the inference structure of
+            :func:`mmvit.deploy.switch_to_deploy` directly (folded norms,
+            merged layers; eval mode only), e.g. to load a checkpoint saved
+            after deployment.
     """
+    #: ``f(state_dict, model_state_dict) -> state_dict`` mapping official
+    #: keys to ours (None: the family has no other layout)
+    checkpoint_converter: Optional[Callable] = None
 
     def __init__(self, num_stages, out_indices, frozen_stages, norm_eval,
-                 in_channels=3, init_cfg=None):
+                 in_channels=3, init_cfg=None, deploy=False):
         super().__init__(init_cfg=init_cfg)
         owner = type(self).__name__
         self.num_stages = num_stages
@@ -39,6 +49,28 @@ class MMViTBackbone(BaseModule):
                                                  owner)
         self.norm_eval = norm_eval
         self.in_channels = in_channels
+        self.deploy = bool(deploy)
+        self.deployed = False
+
+    def _set_stage_outputs(self, channels, first_stride):
+        """Record the stage widths and, for the selected outputs, their
+        channels and strides (``first_stride * 2**i`` for stage ``i``)."""
+        self.channels = tuple(channels)
+        self.out_channels = tuple(channels[i] for i in self.out_indices)
+        self.out_strides = tuple(first_stride * 2**i for i in self.out_indices)
+
+    def _finish_init(self):
+        """Freeze the requested stages; build the deployed structure when
+        asked (``deploy=True``)."""
+        self._freeze_stages()
+        if self.deploy:
+            MODEL_PASSES.get('switch_to_deploy')(self)
+
+    @property
+    def feature_info(self) -> List[dict]:
+        """Channels and stride of each output, in ``out_indices`` order."""
+        return [dict(num_chs=c, reduction=s, index=i) for c, s, i in zip(
+            self.out_channels, self.out_strides, self.out_indices)]
 
     # -- layout; override for another one ---------------------------------
     def _stem_modules(self) -> List[nn.Module]:
@@ -62,12 +94,15 @@ class MMViTBackbone(BaseModule):
             x = stage(x)
             if i in self.out_indices:
                 norm = getattr(self, f'norm{i}', None)
-                outs.append(norm(x) if norm is not None else x)
+                out = norm(x) if norm is not None else x
+                outs.append(out.contiguous())
         return tuple(outs)
 
     def convert_checkpoint(self, state_dict: Dict[str, torch.Tensor]):
         """Map a state dict of the official layout to this module's keys."""
-        return state_dict
+        if self.checkpoint_converter is None:
+            return state_dict
+        return type(self).checkpoint_converter(state_dict, self.state_dict())
 
     # -- shared behaviour -----------------------------------------------
     def check_input(self, x: torch.Tensor):

@@ -1,0 +1,97 @@
+"""Deployment: inference structures swapped in by one pass.
+
+``switch_to_deploy(model)`` puts ``model`` in eval mode and walks it from
+the top: each module whose type has a deploy rule is replaced by what the
+rule returns (folded, merged, or an inference module of this package with
+its own forward), then the walk goes on inside the result. The pass knows
+no family: each family's rules live in its own module here
+(:mod:`mmvit.deploy.cas_vit`, ...), registered with :func:`deploy_rule`.
+
+Vocabulary, the same for every family:
+
+* *deployed*: ``backbone.deployed`` is True after the pass; a deployed
+  backbone runs in eval mode only (its BatchNorm statistics are folded
+  away) and its state dict has the folded layout, which
+  ``deploy=True`` in the backbone's constructor builds directly;
+* *fast path*: deployed modules run the kernels of
+  :mod:`mmvit.deploy.kernels` exactly when
+  :func:`~mmvit.deploy.kernels.fast_cpu_inference` holds for their input,
+  and otherwise the same maths with plain PyTorch operations.
+
+The outputs equal the eval-mode outputs up to float32 rounding.
+"""
+from torch import nn
+
+from mmvit.models.layers import ConvNormAct
+from mmvit.models.utils import MMViTBackbone
+from mmvit.registry import MODEL_PASSES
+from .fold import fold_conv_norm
+
+_RULES = {}
+
+
+def deploy_rule(*types):
+    """Register ``rule(module) -> module`` for modules of exactly these
+    types (subclasses are not matched, so inference subclasses of a layer
+    are left alone)."""
+
+    def register(rule):
+        for cls in types:
+            _RULES[cls] = rule
+        return rule
+
+    return register
+
+
+def swap_class(module, cls):
+    """A module of class ``cls`` holding ``module``'s parameters, buffers,
+    children and attributes: an inference subclass of the layer that only
+    changes its forward (or, for export, the layer's own class again)."""
+    new = cls.__new__(cls)
+    new.__dict__.update(module.__dict__)
+    return new
+
+
+def _refuse_training(module, args):
+    if module.training:
+        raise RuntimeError(
+            f'{type(module).__name__} was switched to deploy mode (folded '
+            'BatchNorms, merged layers) and runs in eval mode only; build '
+            'it without deploy (and load its checkpoint) to train it.')
+
+
+def _deploy(module):
+    rule = _RULES.get(type(module))
+    return module if rule is None else rule(module)
+
+
+def _deploy_children(module):
+    for name, child in list(module.named_children()):
+        new = _deploy(child)
+        if new is not child:
+            setattr(module, name, new)
+        _deploy_children(new)
+
+
+deploy_rule(ConvNormAct)(fold_conv_norm)
+
+
+@MODEL_PASSES.register_module()
+def switch_to_deploy(model: nn.Module) -> nn.Module:
+    """Deploy ``model`` in place (see the module docstring); returns it."""
+    model.eval()
+    root = _deploy(model)
+    if root is not model:
+        raise TypeError(f'switch_to_deploy: {type(model).__name__} would be '
+                        'replaced; deploy its parent instead')
+    _deploy_children(model)
+    for module in model.modules():
+        if isinstance(module, MMViTBackbone) and not module.deployed:
+            module.deployed = True
+            module.register_forward_pre_hook(_refuse_training)
+    return model.eval()
+
+
+from . import cas_vit, castling_vit, cmt, efficientvit  # noqa: E402,F401
+
+__all__ = ['switch_to_deploy', 'deploy_rule', 'swap_class']

@@ -1,0 +1,95 @@
+"""CPU kernels of deployed models and the one rule for when they run.
+
+A deployed module calls these helpers with ``fused=fast_cpu_inference(x)``:
+with it, activations and binary operations run as post-ops of oneDNN
+convolutions (``torch.ops.mkldnn._convolution_pointwise``, the kernels
+torch.compile uses on CPU); without it, the same maths runs as plain
+PyTorch operations, on any device, with autograd, while tracing and
+exporting.
+"""
+import torch
+from torch import nn
+
+
+def is_exporting():
+    """True while an ONNX exporter or ``torch.export`` traces the model
+    (not under a plain ``torch.jit.trace`` such as mmengine's FLOP counter)."""
+    return torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()
+
+
+def _find_onednn_pointwise():
+    try:
+        return torch.ops.mkldnn._convolution_pointwise
+    except (AttributeError, RuntimeError):
+        return None
+
+
+_ONEDNN_POINTWISE = _find_onednn_pointwise()
+
+
+def fast_cpu_inference(x):
+    """Whether ``x`` may take the fused CPU kernels: a float32 CPU tensor in
+    eager inference (no autograd, autocast, tracing, scripting, compiling
+    or export) with PyTorch's oneDNN backend available and enabled."""
+    return (_ONEDNN_POINTWISE is not None and x.device.type == 'cpu'
+            and x.dtype == torch.float32 and not torch.is_grad_enabled()
+            and torch.backends.mkldnn.is_available()
+            and torch.backends.mkldnn.enabled
+            and not torch.is_autocast_enabled('cpu')
+            and not torch.jit.is_tracing() and not torch.jit.is_scripting()
+            and not torch.compiler.is_compiling() and not is_exporting())
+
+
+def _post_op(act):
+    """oneDNN's name and algorithm for the activation module ``act``, or
+    None where it has none (the activation then runs on its own)."""
+    if act is None:
+        return 'none', None
+    if type(act) is nn.ReLU:
+        return 'relu', None
+    if type(act) is nn.GELU:
+        return 'gelu', act.approximate
+    if type(act) is nn.Sigmoid:
+        return 'sigmoid', None
+    return None
+
+
+def fused_conv(x, conv, act=None, other=None, binary=None, fused=False):
+    """``act(conv(x))`` or ``conv(x) <binary> other`` (``binary`` is
+    ``'add'`` or ``'mul'``). With ``fused``, the activation, or the binary
+    operation of a dense convolution, is a post-op of one oneDNN
+    convolution; after a grouped convolution the binary operation runs in
+    place on its output."""
+    assert act is None or binary is None
+    post = _post_op(act) if fused and conv.padding_mode == 'zeros' \
+        and isinstance(conv.padding, tuple) else None
+    if post is None:
+        y = conv(x)
+        if binary is not None:
+            y = y + other if binary == 'add' else y * other
+        return y if act is None else act(y)
+    args = (conv.weight, conv.bias, conv.padding, conv.stride,
+            conv.dilation, conv.groups)
+    if binary is None or conv.groups > 1:
+        # oneDNN fuses binary post-ops of dense convolutions only
+        y = _ONEDNN_POINTWISE(x, *args, post[0], [], post[1])
+        if binary is not None:
+            y = y.add_(other) if binary == 'add' else y.mul_(other)
+        return y
+    return _ONEDNN_POINTWISE.binary(x, other, *args, binary, None, None,
+                                    [], None)
+
+
+def pointwise_nhwc(x, conv, relu=False):
+    """The dense 1x1 convolution ``conv`` of a ``(..., C)`` channels-last
+    tensor as one matrix product, then ReLU in place if ``relu``."""
+    y = nn.functional.linear(x, conv.weight.flatten(1), conv.bias)
+    return y.relu_() if relu else y
+
+
+def conv_nhwc(x, conv, act=None, fused=False):
+    """``act(conv(x))`` of a ``(B, H, W, C)`` tensor: the convolution runs
+    on its channels-last NCHW view (:func:`fused_conv`); returns
+    ``(B, H', W', C')``."""
+    return fused_conv(x.permute(0, 3, 1, 2), conv, act,
+                      fused=fused).permute(0, 2, 3, 1)

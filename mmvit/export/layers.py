@@ -1,0 +1,174 @@
+"""Size-independent replacements installed before tracing.
+
+Eager layers that branch on the input size (CMT's padding and position-bias
+resize, EfficientViT's choice between one window and a padded grid of
+windows) are replaced by :func:`prepare_for_export` with modules that
+compute the same for every size without branching, so that one traced
+graph (ONNX, ``torch.export``) serves every input size. The replacements
+share the parameters of the layers they replace.
+"""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mmvit.deploy import efficientvit as deployed_efficientvit
+from mmvit.deploy import swap_class
+from mmvit.models.backbones.cmt import (PadToMultiple,
+                                        ResizableRelativePositionBias)
+from mmvit.models.backbones.efficientvit import LocalWindowAttention
+
+_RULES = {}
+
+
+def export_rule(*types):
+    """Register ``rule(module) -> module`` for modules of exactly these
+    types."""
+
+    def register(rule):
+        for cls in types:
+            _RULES[cls] = rule
+        return rule
+
+    return register
+
+
+def _replace_children(module):
+    for name, child in list(module.named_children()):
+        rule = _RULES.get(type(child))
+        new = child if rule is None else rule(child)
+        if new is not child:
+            setattr(module, name, new)
+        _replace_children(new)
+
+
+def prepare_for_export(model: nn.Module) -> nn.Module:
+    """Replace, in place, every layer below ``model`` that has an export
+    rule; returns ``model``. Eval outputs are unchanged up to float
+    rounding."""
+    _replace_children(model)
+    return model
+
+
+class PadForPatches(nn.Module):
+    """Pads ``patch - 1`` on the right and bottom whatever the size: the
+    ``patch``-strided convolution after it reads the pixels (and gives the
+    outputs) of :class:`~mmvit.models.backbones.cmt.PadToMultiple`."""
+
+    def __init__(self, patch):
+        super().__init__()
+        self.patch = patch
+
+    def forward(self, x):
+        return F.pad(x, (0, self.patch - 1, 0, self.patch - 1))
+
+
+class AlwaysResizedPositionBias(ResizableRelativePositionBias):
+    """The position bias interpolated at every size, the training grid
+    included (an exact identity there), without the cache."""
+
+    def forward(self, q_size, k_size):
+        return self.resize(tuple(q_size), tuple(k_size), always=True)
+
+
+@export_rule(PadToMultiple)
+def _pad(module):
+    return PadForPatches(module.patch)
+
+
+@export_rule(ResizableRelativePositionBias)
+def _bias(module):
+    new = AlwaysResizedPositionBias.__new__(AlwaysResizedPositionBias)
+    new.__dict__.update(module.__dict__)
+    return new
+
+
+class PaddedWindowAttention(nn.Module):
+    """EfficientViT's window attention, always on zero-padded whole windows.
+
+    A map no larger than one window, which eager mode attends as a whole, is
+    the top-left corner of a single padded window here: masking the padding
+    out of the keys (``-inf`` logits) and out of the query convolution's
+    input reproduces the eager result (its tokens' offsets are the
+    window's). Shares the CGA layers of the module it replaces.
+    """
+
+    def __init__(self, window_attention):
+        super().__init__()
+        self.attn = window_attention.attn
+        self.window_size = win = window_attention.window_size
+        grid = torch.arange(win)
+        dy = (grid[:, None, None, None] - grid[None, None, :, None]).abs()
+        dx = (grid[None, :, None, None] - grid[None, None, None, :]).abs()
+        index = (dy * win + dx).reshape(win * win, win * win)
+        self.register_buffer('index', index, persistent=False)
+
+    def _attend(self, x, valid):
+        """CGA over ``(N, C, win, win)`` windows; ``valid`` marks the real
+        tokens of the window."""
+        attn = self.attn
+        batch, _, height, width = x.shape
+        bias = attn.attention_biases[:, self.index].masked_fill(
+            ~valid.flatten(), float('-inf'))
+        chunks = x.chunk(attn.num_heads, dim=1)
+        outs, feat = [], chunks[0]
+        for i, (qkv, dw) in enumerate(zip(attn.qkvs, attn.dws)):
+            if i > 0:
+                feat = feat + chunks[i]
+            q, k, v = qkv(feat).view(batch, -1, height, width).split(
+                [attn.key_dim, attn.key_dim, attn.value_dim], dim=1)
+            q = dw(q * valid.to(q.dtype)).flatten(2)
+            k, v = k.flatten(2), v.flatten(2)
+            logits = (q.transpose(-2, -1) @ k) * attn.scale + bias[i]
+            feat = (v @ logits.softmax(dim=-1).transpose(-2, -1)).view(
+                batch, attn.value_dim, height, width)
+            outs.append(feat)
+        return attn.proj(torch.relu(torch.cat(outs, 1)))
+
+    def forward(self, x):
+        batch, channels, height, width = x.shape
+        win = self.window_size
+        rows, cols = (height - 1) // win + 1, (width - 1) // win + 1
+        x = F.pad(x, (0, cols * win - width, 0, rows * win - height))
+        x = x.reshape(batch, channels, rows, win, cols, win).permute(
+            0, 2, 4, 1, 3, 5).contiguous().reshape(batch * rows * cols,
+                                                   channels, win, win)
+        # tensors, not Python bools, so that the size stays symbolic
+        grid = torch.arange(win, device=x.device)
+        limit = torch.full((), win, device=x.device)
+        large = (limit < height) | (limit < width)
+        valid = ((grid < height) | large)[:, None] & \
+            ((grid < width) | large)[None, :]
+        x = self._attend(x, valid)
+        x = x.reshape(batch, rows, cols, channels, win, win).permute(
+            0, 3, 1, 4, 2, 5).contiguous().reshape(batch, channels,
+                                                   rows * win, cols * win)
+        return x[:, :, :height, :width]
+
+
+@export_rule(LocalWindowAttention,
+             deployed_efficientvit.DeployedLocalWindowAttention)
+def _window(module):
+    return PaddedWindowAttention(module)
+
+
+# deployed EfficientViT layers go back to their NCHW forwards (the same
+# folded parameters): channels-last tokens serve the CPU kernels, while
+# exporters handle the plain layout faster and runtimes pick their own
+_NCHW = {cls: cls.__mro__[1] for cls in (
+    deployed_efficientvit.DeployedFFN,
+    deployed_efficientvit.DeployedSqueezeExcite,
+    deployed_efficientvit.DeployedCascadedGroupAttention,
+    deployed_efficientvit.DeployedEfficientViTBlock,
+    deployed_efficientvit.DeployedConvFFN,
+    deployed_efficientvit.DeployedPatchMerging,
+    deployed_efficientvit.DeployedEfficientViTStage)}
+_NCHW[deployed_efficientvit.DeployedStem] = nn.Sequential
+
+
+@export_rule(*_NCHW)
+def _nchw(module):
+    return swap_class(module, _NCHW[type(module)])
+
+
+__all__ = ['prepare_for_export', 'export_rule', 'PadForPatches',
+           'AlwaysResizedPositionBias', 'PaddedWindowAttention']

@@ -1,0 +1,305 @@
+"""ONNX export of mmvit backbones and single-stage detectors, and its check
+against onnxruntime (the library behind ``tools/deployment/pytorch2onnx.py``;
+see ``docs/deployment.md``).
+
+Before tracing, :func:`export` installs the size-independent layers of
+:func:`mmvit.export.prepare_for_export` on a copy of the model, so that one
+dynamic graph serves every input size.
+"""
+import copy
+import os
+import os.path as osp
+import warnings
+
+from mmvit.families import backbone_types
+
+EXPORTERS = ('torchscript', 'dynamo')
+DEFAULT_OPSET = {'torchscript': 17, 'dynamo': 18}
+
+
+class ToolError(Exception):
+    """A problem with the arguments or the model, reported without a
+    traceback."""
+
+
+# -- arguments ----------------------------------------------------------------
+def check_export_args(args):
+    """Check the arguments of the export tool; :class:`ToolError` names
+    the bad one."""
+    if (args.config is None) == (args.backbone is None):
+        raise ToolError('give either a detector CONFIG or --backbone NAME '
+                        '(not both, not neither)')
+    if args.backbone is not None:
+        if args.backbone not in backbone_types():
+            raise ToolError(f'unknown backbone {args.backbone!r}; allowed: '
+                            f'{", ".join(backbone_types())}')
+    else:
+        if args.arch is not None:
+            raise ToolError('--arch selects a backbone variant; a config '
+                            'names its own')
+        if not osp.isfile(args.config):
+            raise ToolError(f'config file {args.config!r} does not exist')
+    if args.checkpoint is not None and not osp.isfile(args.checkpoint):
+        raise ToolError(f'checkpoint file {args.checkpoint!r} does not exist')
+    sizes = [args.shape] if args.shape else []
+    sizes += args.verify_shape or []
+    if any(s <= 0 for size in sizes for s in size) or args.batch <= 0:
+        raise ToolError('--shape, --verify-shape and --batch take positive '
+                        'sizes')
+    if args.atol <= 0:
+        raise ToolError('--atol must be positive')
+    if args.opset is None:
+        args.opset = DEFAULT_OPSET[args.exporter]
+    if args.out is not None and osp.isdir(args.out):
+        raise ToolError(f'--out {args.out!r} is a directory; name a file')
+
+
+
+# -- building the model -----------------------------------------------------
+def default_arch(name):
+    """The ``arch`` a backbone family builds by default."""
+    import inspect
+
+    from mmvit.registry import MODELS
+    cls = MODELS.get(name)
+    return inspect.signature(cls.__init__).parameters['arch'].default
+
+
+def build_backbone(name, arch=None, checkpoint=None):
+    """A backbone of mmvit's registry, with ``checkpoint`` loaded."""
+    import mmvit  # noqa: F401  (safe torch.load globals)
+    from mmvit.models.utils import load_pretrained
+    from mmvit.registry import MODELS
+    if name not in backbone_types():
+        raise ToolError(f'unknown backbone {name!r}; allowed: '
+                        f'{", ".join(backbone_types())}')
+    try:
+        model = MODELS.get(name)(
+            **({} if arch is None else dict(arch=arch)))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ToolError(f'cannot build {name}: {exc}') from None
+    if checkpoint is not None:
+        try:
+            load_pretrained(model, checkpoint)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ToolError(str(exc)) from None
+    return model
+
+
+def dense_outputs(detector):
+    """``detector`` (single-stage) as a module from image to the flat tuple
+    of its head's tensors: all classification maps, then all box maps."""
+    from torch import nn
+
+    class DenseOutputs(nn.Module):
+
+        def __init__(self, detector):
+            super().__init__()
+            self.detector = detector
+
+        def forward(self, x):
+            groups = self.detector._forward(x)
+            if len(groups) != 2:
+                raise ToolError(
+                    f'{type(self.detector.bbox_head).__name__} returns '
+                    f'{len(groups)} groups of maps; this tool exports heads '
+                    'returning (cls_scores, bbox_preds), such as RetinaHead')
+            return tuple(t for group in groups for t in group)
+
+    return DenseOutputs(detector)
+
+
+def build_detector(config, checkpoint=None):
+    """The single-stage mmdet detector of ``config``, ``checkpoint`` loaded;
+    :class:`ToolError` for any other model."""
+    import mmvit  # noqa: F401
+    from mmvit.utils.config import build_model, check_mmvit_types, load_config
+    cfg = load_config(config)
+    check_mmvit_types(cfg, config)
+    scope = cfg.get('default_scope', 'mmdet')
+    model_type = cfg.model.get('type', '?')
+    if scope != 'mmdet':
+        raise ToolError(
+            f'{config} builds an {scope} model ({model_type}); this tool '
+            'exports backbones (--backbone) and single-stage mmdet detectors '
+            'such as RetinaNet (configs/retinanet_*.py)')
+    from mmdet.models.detectors import SingleStageDetector
+    model = build_model(cfg)
+    if not isinstance(model, SingleStageDetector):
+        raise ToolError(
+            f'{config} builds a {type(model).__name__}, whose outputs need '
+            'RoI operators and per-image metadata; only single-stage '
+            'detectors (RetinaNet, configs/retinanet_*.py) export as plain '
+            'tensors here. Export its backbone with --backbone instead.')
+    if checkpoint is not None:
+        load_detector_checkpoint(model, checkpoint)
+    return model
+
+
+def load_detector_checkpoint(model, path):
+    """A detector checkpoint; a backbone-only (e.g. ImageNet) file goes into
+    the backbone through the backbone's own loader."""
+    from mmengine.logging import print_log
+
+    from mmvit.models.utils.checkpoint import read_checkpoint
+    from mmvit.models.utils import load_pretrained
+    checkpoint = read_checkpoint(path)
+    state = checkpoint.get('state_dict', checkpoint) \
+        if isinstance(checkpoint, dict) else {}
+    state = {k[7:] if k.startswith('module.') else k: v
+             for k, v in state.items()}
+    own = model.state_dict()
+    if not any(k in own for k in state):
+        print_log(f'{path}: no detector keys; loading it as a backbone '
+                  'checkpoint', logger='current')
+        try:
+            load_pretrained(model.backbone, path)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ToolError(str(exc)) from None
+        return
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:
+        raise ToolError(f'checkpoint {path!r} does not fit the config: '
+                        f'{exc}') from None
+    print_log(f'{path}: loaded {len(own) - len(missing)}/{len(own)} '
+              'tensors', logger='current')
+    for kind, keys in (('missing', missing), ('unexpected', unexpected)):
+        if keys:
+            print_log(f'{kind} keys: {", ".join(list(keys)[:20])}'
+                      f'{" ..." if len(keys) > 20 else ""}',
+                      logger='current', level=30)
+
+
+def describe_preprocessing(detector):
+    """Print what the graph's input must be (the data preprocessor is not
+    part of it)."""
+    pre = detector.data_preprocessor
+    mean, std = getattr(pre, 'mean', None), getattr(pre, 'std', None)
+    if mean is None or std is None:
+        return
+    order = 'RGB' if getattr(pre, '_channel_conversion', False) else \
+        'the loaded channel order'
+    print(f'input: images in {order}, (x - mean) / std with mean='
+          f'{[round(v, 3) for v in mean.flatten().tolist()]}, std='
+          f'{[round(v, 3) for v in std.flatten().tolist()]} (the config\'s '
+          'data preprocessor, not part of the graph)')
+
+
+# -- export -----------------------------------------------------------------
+def export(model, example, path, dynamic=True, exporter='torchscript',
+           opset=None, output_names=None):
+    """Export ``model`` (eval mode) traced on ``example`` to ``path``.
+
+    Returns the output names. Raises :class:`ToolError` when a dynamic
+    export came out static.
+    """
+    import torch
+    if exporter not in EXPORTERS:
+        raise ToolError(f'unknown exporter {exporter!r}; allowed: '
+                        f'{", ".join(EXPORTERS)}')
+    opset = opset or DEFAULT_OPSET[exporter]
+    from .layers import prepare_for_export
+    model = prepare_for_export(copy.deepcopy(model)).eval()
+    with torch.no_grad():
+        outputs = model(example)
+    if isinstance(outputs, torch.Tensor):
+        outputs = (outputs, )
+    if output_names is None:
+        output_names = [f'out{i}' for i in range(len(outputs))]
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    with warnings.catch_warnings():
+        # the traced input checks (channel counts, token counts) become
+        # constants on purpose; the shape arithmetic is verified by running
+        warnings.filterwarnings('ignore', category=torch.jit.TracerWarning)
+        warnings.filterwarnings('ignore', category=DeprecationWarning)
+        warnings.filterwarnings('ignore', category=FutureWarning)
+        warnings.filterwarnings('ignore', message='Constant folding')
+        if exporter == 'torchscript':
+            axes = {'input': {0: 'batch', 2: 'height', 3: 'width'}}
+            for name in output_names:
+                axes[name] = {0: 'batch', 2: f'{name}_height',
+                              3: f'{name}_width'}
+            torch.onnx.export(
+                model, (example, ), path, dynamo=False,
+                input_names=['input'], output_names=output_names,
+                dynamic_axes=axes if dynamic else None,
+                opset_version=opset, do_constant_folding=True)
+        else:
+            dim = torch.export.Dim.DYNAMIC
+            if dynamic and example.shape[0] == 1:
+                # torch.export specialises dimensions of size 1
+                example = example.expand(2, -1, -1, -1)
+            shapes = ({0: dim, 2: dim, 3: dim}, ) if dynamic else None
+            torch.onnx.export(
+                model, (example, ), path, dynamo=True,
+                input_names=['input'], output_names=output_names,
+                dynamic_shapes=shapes, opset_version=opset,
+                external_data=False, verbose=False)
+    if dynamic:
+        import onnx
+        dims = onnx.load(path, load_external_data=False).graph.input[0] \
+            .type.tensor_type.shape.dim
+        static = [i for i in (0, 2, 3) if dims[i].HasField('dim_value')]
+        if static:
+            raise ToolError(
+                f'the {exporter} exporter fixed input dimensions {static} to '
+                f'the example\'s {[dims[i].dim_value for i in static]} '
+                'instead of keeping them dynamic; use --exporter torchscript '
+                '(or --static)')
+    return output_names
+
+
+def default_verify_shape(height, width):
+    """A smaller, non-square size that is no multiple of 32."""
+    return max(height * 3 // 4, 64) + 5, max(width * 5 // 8, 64) + 3
+
+
+def verify(model, path, cases, seed=0):
+    """Max abs difference of every output between onnxruntime and PyTorch
+    for a random input of each ``(N, H, W)`` of ``cases``;
+    ``[(case, [diff, ...]), ...]``."""
+    import numpy as np
+    import torch
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ToolError('--verify needs onnxruntime (pip install '
+                        'onnxruntime==1.31.1)') from None
+    session = ort.InferenceSession(path,
+                                   providers=['CPUExecutionProvider'])
+    generator = torch.Generator().manual_seed(seed)
+    results = []
+    for batch, height, width in cases:
+        x = torch.rand(batch, 3, height, width, generator=generator) * 4 - 2
+        with torch.no_grad():
+            expected = model(x)
+        if isinstance(expected, torch.Tensor):
+            expected = (expected, )
+        got = session.run(None, {'input': x.numpy()})
+        if len(got) != len(expected):
+            raise ToolError(f'onnxruntime gave {len(got)} outputs, PyTorch '
+                            f'{len(expected)}')
+        diffs = []
+        for ort_out, ref in zip(got, expected):
+            ref = ref.numpy()
+            if ort_out.shape != ref.shape:
+                diffs.append(float('inf'))
+            else:
+                diffs.append(float(np.abs(ort_out - ref).max()))
+        results.append(((batch, height, width), diffs))
+    return results
+
+
+def report_verification(model, path, cases, names, atol):
+    """Print the largest difference of every output for each case of
+    :func:`verify`; returns 1 when one exceeds ``atol``, else 0."""
+    failed = False
+    for (batch, height, width), diffs in verify(model, path, cases):
+        worst = max(diffs)
+        failed |= worst > atol
+        print(f'verify {batch}x3x{height}x{width}: max abs diff '
+              + ', '.join(f'{n}={d:.2e}' for n, d in zip(names, diffs))
+              + f' -> {"OK" if worst <= atol else "FAIL"} '
+              f'(atol {atol:g})')
+    return 1 if failed else 0
