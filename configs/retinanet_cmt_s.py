@@ -4,5 +4,6 @@ model = dict(
     backbone=dict(
         arch='s',
         drop_path_rate=0.1,
-        init_cfg=dict(checkpoint='checkpoints/cmt_s.pth')),
+        init_cfg=dict(
+            checkpoint='https://github.com/ggjy/CMT.pytorch/releases/download/release-v1/cmt_small.pth')),
     neck=dict(in_channels=[128, 256, 512]))

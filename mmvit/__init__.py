@@ -1,10 +1,34 @@
-"""mmvit: efficient vision-transformer backbones for OpenMMLab 3.x."""
-from .utils.safe_load import register_safe_globals
+"""mmvit: efficient vision-transformer backbones for OpenMMLab 3.x.
 
-__version__ = '0.1.0'
+``mmvit.list_models(pattern)`` lists the model index,
+``mmvit.get_model(name, pretrained=...)`` builds a backbone or a whole model
+from it (:mod:`mmvit.apis.model_index`).
+"""
+from .utils.safe_load import register_safe_globals
+from .utils.version_check import check_versions
+from .version import __version__, version_info
+
+check_versions()
+
+# ``_base_ = 'mmvit::<family>/<config>.py'``: mmengine resolves ``package::``
+# names for the packages of its own table only; add mmvit to it.
+from mmengine.config.utils import MODULE2PACKAGE  # noqa: E402
+
+MODULE2PACKAGE.setdefault('mmvit', 'mmvit')
 
 # Checkpoints written by mmengine hold a few plain Python/numpy objects; allow
 # exactly those so that every ``torch.load`` stays ``weights_only=True``.
 register_safe_globals()
 
-__all__ = ['__version__']
+_API = ('list_models', 'get_model', 'model_info')
+
+
+def __getattr__(name):
+    # the package facade: the model-index API, imported on first use
+    if name in _API:
+        from .apis import model_index
+        return getattr(model_index, name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
+
+__all__ = ['__version__', 'version_info', 'check_versions', *_API]

@@ -28,6 +28,7 @@ class Family:
     smallest: str
     paper: dict = field(default_factory=dict)  # title, url
     models: Tuple[dict, ...] = ()
+    weights_note: str = ''  # where to get weights the index has no URL for
 
     def config(self, head, variant):
         """``configs/{head}_{family}_{variant}.py`` (head ``imagenet`` for
@@ -58,7 +59,8 @@ def _read(path):
         backbone=meta['Backbone'], strides=tuple(meta['Strides']),
         variants=tuple(meta['Variants']), smallest=meta['Smallest'],
         paper=dict(collection.get('Paper', {})),
-        models=tuple(data.get('Models', ())))
+        models=tuple(data.get('Models', ())),
+        weights_note=meta.get('Weights Note', ''))
 
 
 @functools.lru_cache()

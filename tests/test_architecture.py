@@ -16,8 +16,9 @@ PACKAGE = osp.join(ROOT, 'mmvit')
 # A module may import only modules of its own rank or below where marked
 # lateral-free; ranks are the package's layers, bottom first.
 RANKS = [
-    (r'mmvit(\.__init__)?$|mmvit\.(version|registry|families)$|'
-     r'mmvit\.utils(\.__init__|\.safe_load)?$', 0),
+    (r'mmvit\.(version|registry|families)$|'
+     r'mmvit\.utils(\.__init__|\.safe_load|\.version_check|\.download)?$',
+     0),
     (r'mmvit\.converters(\..*)?$|mmvit\.models\.(layers|utils)(\..*)?$', 1),
     (r'mmvit\.models\.backbones(\..*)?$', 2),
     (r'mmvit\.models(\.__init__)?$|mmvit\.models\.(necks|heads)(\..*)?$', 3),
@@ -25,7 +26,9 @@ RANKS = [
     (r'mmvit\.engine(\..*)?$', 4.5),
     (r'mmvit\.utils\.(config|data_checks)$', 4.7),
     (r'mmvit\.(export|analysis)(\..*)?$', 5),
-    (r'mmvit\.apis(\..*)?$', 6),
+    (r'mmvit\.apis(\..*)?$|mmvit\.utils\.collect_env$', 6),
+    # the package facade re-exports the model-index API
+    (r'mmvit(\.__init__)?$', 7),
 ]
 
 

@@ -64,20 +64,20 @@ def test_param_count_is_the_indexed_one(family, arch):
 
 
 @pytest.mark.parametrize('family,arch', VARIANTS)
-@pytest.mark.parametrize('size', [(33, 33), (112, 137)], ids=str)
-def test_output_shapes_at_awkward_sizes(family, arch, size):
+def test_output_shapes_at_awkward_sizes(family, arch):
     fam = families()[family]
     model = build(family, arch).eval()
-    with torch.no_grad():
-        outs = model(torch.rand(2, 3, *size))
-    assert isinstance(outs, tuple) and len(outs) == len(fam.strides)
     assert model.out_strides == fam.strides
     channels_of = indexed(family, arch, 'Channels')
     assert list(model.out_channels) == channels_of
-    for out, channels, stride in zip(outs, channels_of, fam.strides):
-        assert out.shape == (2, channels, math.ceil(size[0] / stride),
-                             math.ceil(size[1] / stride))
-        assert out.is_contiguous() and torch.isfinite(out).all()
+    for size in [(33, 33), (112, 137)]:
+        with torch.no_grad():
+            outs = model(torch.rand(2, 3, *size))
+        assert isinstance(outs, tuple) and len(outs) == len(fam.strides)
+        for out, channels, stride in zip(outs, channels_of, fam.strides):
+            assert out.shape == (2, channels, math.ceil(size[0] / stride),
+                                 math.ceil(size[1] / stride))
+            assert out.is_contiguous() and torch.isfinite(out).all()
     assert [f['num_chs'] for f in model.feature_info] == \
         list(model.out_channels)
     assert [f['reduction'] for f in model.feature_info] == list(fam.strides)
@@ -220,7 +220,7 @@ def test_checkpoints_that_do_not_fit_are_refused(family, arch, tmp_path):
 @pytest.mark.parametrize('family,arch', VARIANTS)
 def test_deployed_equals_eval(family, arch):
     model = randomize(build(family, arch)).eval()
-    x = torch.rand(2, 3, 65, 47)
+    x = torch.rand(1, 3, 65, 47)
     with torch.no_grad():
         expected = model(x)
         deployed = switch_to_deploy(copy.deepcopy(model))

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from conftest import ROOT
+from mmvit.apis.model_index import model_info
 from mmvit.families import HEADS, families
 from mmvit.utils.config import load_config
 
@@ -58,10 +59,14 @@ def test_config_builds_and_runs(path):
     backbone = cfg.model.backbone
     assert backbone.type.startswith('mmvit.')
     assert 'depth' not in backbone  # no stray ResNet keys
-    # the documented place of the official checkpoint
-    variant = osp.basename(path)[:-3].split('_')[-1]
-    assert backbone.init_cfg.checkpoint.startswith('checkpoints/')
-    assert backbone.init_cfg.checkpoint.endswith(f'_{variant}.pth')
+    # the official file's URL from the model index, else its documented
+    # local place
+    name = osp.basename(path)[:-3]
+    head = next(h for h in HEADS if name.startswith(h + '_'))
+    family_variant = name[len(head) + 1:]
+    url = model_info(family_variant)['weights']
+    assert backbone.init_cfg.checkpoint == (
+        url or f'checkpoints/{family_variant}.pth')
     model = build_model(cfg).eval()
     # what the backbone produces is what the neck or head expects
     if 'neck' in cfg.model:
@@ -131,4 +136,4 @@ def test_cmt_recipe(head):
     assert '_delete_' not in optim
     backbone = cfg.model.backbone
     assert backbone.type == 'mmvit.CMT' and backbone.arch == 's'
-    assert backbone.init_cfg.checkpoint == 'checkpoints/cmt_s.pth'
+    assert backbone.init_cfg.checkpoint == model_info('cmt_s')['weights']

@@ -253,3 +253,32 @@ def test_wrong_variant_checkpoint(tmp_path):
                        r'conv\.weight: checkpoint \(16, 3, 3, 3\) vs model '
                        r'\(8, 3, 3, 3\)'):
         model.init_weights()
+
+
+@pytest.mark.parametrize('arch', ['m4'])
+def test_timm_weights_give_timm_logits(arch, tmp_path):
+    """timm's ``efficientvit_m*`` state dict (random weights, BatchNorm
+    statistics set) loads into the classifier config and the backbone and
+    gives timm's logits."""
+    import timm
+
+    import mmvit
+    source = timm.create_model(f'efficientvit_{arch}')
+    randomize(source)
+    source.eval()
+    path = tmp_path / f'timm_efficientvit_{arch}.pth'
+    torch.save(source.state_dict(), path)
+    classifier = mmvit.get_model(f'efficientvit_{arch}_in1k',
+                                 pretrained=str(path)).eval()
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        expected = source(x)
+        got = classifier(x, mode='tensor')
+    assert ((got - expected).abs().max() / expected.abs().max()).item() < 1e-5
+    backbone = EfficientViT(arch, out_indices=(2, ), init_cfg=dict(
+        type='Pretrained', checkpoint=str(path)))
+    backbone.init_weights()
+    with torch.no_grad():
+        features = source.forward_features(x)
+        (ours, ) = backbone.eval()(x)
+    assert ((ours - features).abs().max() / features.abs().max()) < 1e-5

@@ -10,7 +10,12 @@ NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
 DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-PYTHON=${PYTHON:-python}
+# the interpreter: $PYTHON, else the checkout's environment (make / tools/
+# bootstrap.sh create .venv), else the active one
+if [[ -z "${PYTHON:-}" ]]; then
+  if [[ -x "$DIR/../.venv/bin/python" ]]; then PYTHON="$DIR/../.venv/bin/python"
+  else PYTHON=python; fi
+fi
 
 PYTHONPATH="$DIR/..${PYTHONPATH:+:$PYTHONPATH}" \
 exec "$PYTHON" -m torch.distributed.run \

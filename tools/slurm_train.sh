@@ -11,7 +11,12 @@ GPUS_PER_NODE=${GPUS_PER_NODE:-8}
 CPUS_PER_TASK=${CPUS_PER_TASK:-5}
 SRUN_ARGS=${SRUN_ARGS:-""}
 DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-PYTHON=${PYTHON:-python}
+# the interpreter: $PYTHON, else the checkout's environment (make / tools/
+# bootstrap.sh create .venv), else the active one
+if [[ -z "${PYTHON:-}" ]]; then
+  if [[ -x "$DIR/../.venv/bin/python" ]]; then PYTHON="$DIR/../.venv/bin/python"
+  else PYTHON=python; fi
+fi
 
 # shellcheck disable=SC2086
 PYTHONPATH="$DIR/..${PYTHONPATH:+:$PYTHONPATH}" \

@@ -1,7 +1,7 @@
 # The CMT backbone as every downstream config uses it: ImageNet weights from
-# the official file (ggjy/CMT.pytorch release `cmt_small.pth` saved as
-# checkpoints/cmt_s.pth; likewise cmt_tiny -> cmt_ti, cmt_xs, cmt_base ->
-# cmt_b), BatchNorm statistics of the stem, IRFFNs and key/value reductions
+# the official file (ggjy/CMT.pytorch release-v1 `cmt_small.pth`, likewise
+# cmt_tiny, cmt_xs, cmt_base; downloaded once into the torch hub cache),
+# BatchNorm statistics of the stem, IRFFNs and key/value reductions
 # frozen while fine-tuning with small per-GPU batches. `_delete_` drops the
 # keys of the base model's ResNet. No downstream recipe was released; the
 # optimiser is the 1x AdamW recipe of mmdet's transformer backbones (lr 1e-4,
@@ -14,7 +14,7 @@ cmt_backbone = dict(
     out_indices=(0, 1, 2, 3),
     norm_eval=True,
     drop_path_rate=0.1,
-    init_cfg=dict(type='Pretrained', checkpoint='checkpoints/cmt_s.pth'))
+    init_cfg=dict(type='Pretrained', checkpoint='https://github.com/ggjy/CMT.pytorch/releases/download/release-v1/cmt_small.pth'))
 cmt_optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',

@@ -1,7 +1,7 @@
 # The EfficientViT backbone and neck as every downstream config uses them,
 # with the official downstream recipe: ImageNet weights from the official
-# file (EfficientViT_Model_Zoo release `efficientvit_m4.pth` saved as
-# checkpoints/efficientvit_m4.pth), BatchNorm statistics frozen, nothing
+# file (EfficientViT_Model_Zoo release v1.0, downloaded once into the torch
+# hub cache), BatchNorm statistics frozen, nothing
 # frozen otherwise, AdamW lr 1e-4, betas (0.9, 0.999), weight decay 0.05
 # with none on the attention bias tables (`attention_biases`).
 # The backbone's stages are at strides 16, 32, 64; `EfficientViTFPN` adds
@@ -15,7 +15,7 @@ efficientvit_backbone = dict(
     frozen_stages=-1,
     norm_eval=True,
     init_cfg=dict(
-        type='Pretrained', checkpoint='checkpoints/efficientvit_m4.pth'))
+        type='Pretrained', checkpoint='https://github.com/xinyuliu-jeffrey/EfficientViT_Model_Zoo/releases/download/v1.0/efficientvit_m4.pth'))
 efficientvit_optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',

@@ -249,7 +249,6 @@ def build_config_model(path, cfg_options=None):
     wrapped in :class:`TensorForward`; built after seeding torch's
     generator with 0, so that its random weights (and the number of
     proposals of a two-stage detector) are reproducible."""
-    import mmvit  # noqa: F401  (registers the mmvit scope)
     from mmvit.utils.config import build_model, check_mmvit_types, load_config
     cfg = load_config(path, cfg_options=cfg_options)
     check_mmvit_types(cfg, path)

@@ -45,7 +45,6 @@ def evaluate_untrained(config, overlay, work_dir):
     is evaluated with every candidate box (score_thr=0) to give it every
     chance; an empty result counts as 0.
     """
-    import mmvit  # noqa: F401
     from mmengine.runner import Runner
 
     from mmvit.utils.config import load_config

@@ -1,5 +1,6 @@
-"""EfficientViT (Microsoft) official layout (``patch_embed.*``,
-``blocks{1,2,3}.*``).
+"""EfficientViT (Microsoft): the official layout (``patch_embed.*``,
+``blocks{1,2,3}.*``) and timm's (``efficientvit_m*``: ``patch_embed.conv*``,
+``stages.*``).
 
 In ``blocks{s}.{k}`` for ``s >= 2``, ``k = 0, 1, 2`` are the downsampling
 unit and ``k >= 3`` the blocks. At 224 the classifier's third stage is a 4x4
@@ -23,7 +24,9 @@ _INNER_RENAMES = [
 
 HEAD_KEYS = (('head.bn.', 'head.cls.bn.'), ('head.l.', 'head.cls.fc.'),
              ('head_dist.bn.', 'head.dist.bn.'),
-             ('head_dist.l.', 'head.dist.fc.'))
+             ('head_dist.l.', 'head.dist.fc.'),
+             # timm's ``efficientvit_m*`` classifier
+             ('head.linear.', 'head.cls.fc.'))
 HEAD_EXAMPLE = 'head.l.weight'
 
 
@@ -54,6 +57,41 @@ def rename_key(key):
     return f'stages.{stage}.blocks.{block}.{_inner(rest)}'
 
 
+_TIMM_DOWNSAMPLE = (('res1.0.m.', 'pre.dw.'), ('res1.1.m.', 'pre.ffn.'),
+                    ('patchmerge.se.fc1.', 'merge.se.reduce.'),
+                    ('patchmerge.se.fc2.', 'merge.se.expand.'),
+                    ('patchmerge.', 'merge.'), ('res2.0.m.', 'post.dw.'),
+                    ('res2.1.m.', 'post.ffn.'))
+
+
+def rename_timm_key(key):
+    """One key of timm's ``efficientvit_m*`` (``patch_embed.conv{1..4}``,
+    ``stages.{s}.{downsample,blocks}``) -> ours (the classifier's
+    unchanged)."""
+    match = re.match(r'patch_embed\.conv(\d)\.(.*)', key)
+    if match:
+        return f'stem.{2 * (int(match.group(1)) - 1)}.{match.group(2)}'
+    match = re.match(r'(stages\.\d+)\.downsample\.(.*)', key)
+    if match:
+        rest = match.group(2)
+        for theirs, ours in _TIMM_DOWNSAMPLE:
+            if rest.startswith(theirs):
+                rest = ours + rest[len(theirs):]
+                break
+        return f'{match.group(1)}.downsample.{rest}'
+    if key.startswith('stages.'):
+        return re.sub(r'^(stages\.\d+\.blocks\.\d+\.)(.*)',
+                      lambda m: m.group(1) + _inner(m.group(2)), key)
+    return key
+
+
+def is_timm_layout(state_dict):
+    """Whether ``state_dict`` has timm's EfficientViT keys."""
+    return any(k.startswith('patch_embed.conv1.') or
+               re.match(r'stages\.\d+\.blocks\.\d+\.dw0\.m\.', k)
+               for k in state_dict)
+
+
 def fit_bias_table(table, target):
     """A learned ``(heads, s*s)`` offset table embedded into the window's
     ``(heads, w*w)`` one (``target``'s shape): learned offsets kept, the
@@ -73,7 +111,10 @@ def fit_bias_table(table, target):
 def convert_backbone(state_dict, model_state=None):
     """Official names -> ours; smaller bias tables -> the window's (when
     ``model_state``, the model's own state dict, is given)."""
-    if any(k.startswith(('blocks1.', 'patch_embed.')) for k in state_dict):
+    if is_timm_layout(state_dict):
+        state_dict = {rename_timm_key(k): v for k, v in state_dict.items()
+                      if not k.endswith('attention_bias_idxs')}
+    elif any(k.startswith(('blocks1.', 'patch_embed.')) for k in state_dict):
         state_dict = {rename_key(k): v for k, v in state_dict.items()
                       if not k.endswith('attention_bias_idxs')}
     for key, value in list(state_dict.items()):

@@ -67,7 +67,6 @@ def default_arch(name):
 
 def build_backbone(name, arch=None, checkpoint=None):
     """A backbone of mmvit's registry, with ``checkpoint`` loaded."""
-    import mmvit  # noqa: F401  (safe torch.load globals)
     from mmvit.models.utils import load_pretrained
     from mmvit.registry import MODELS
     if name not in backbone_types():
@@ -112,7 +111,6 @@ def dense_outputs(detector):
 def build_detector(config, checkpoint=None):
     """The single-stage mmdet detector of ``config``, ``checkpoint`` loaded;
     :class:`ToolError` for any other model."""
-    import mmvit  # noqa: F401
     from mmvit.utils.config import build_model, check_mmvit_types, load_config
     cfg = load_config(config)
     check_mmvit_types(cfg, config)

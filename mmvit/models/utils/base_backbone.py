@@ -135,7 +135,8 @@ class MMViTBackbone(BaseModule):
         cfg = self.init_cfg
         if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
             load_pretrained(self, cfg['checkpoint'],
-                            prefix=cfg.get('prefix', None))
+                            prefix=cfg.get('prefix', None),
+                            sha256=cfg.get('sha256', None))
             self._is_init = True
         else:
             super().init_weights()

@@ -2,11 +2,14 @@
 
 Accepted files: an official classification checkpoint (weights under
 ``model``), a checkpoint written by an mmengine Runner (``state_dict`` with
-``backbone.`` prefixes) or a bare state dict. Files are read with
-``weights_only=True``. The family's ``convert_checkpoint`` maps official key
-names to ours; tensors whose shapes do not fit raise an error naming them;
-missing and unexpected keys are logged by name.
+``backbone.`` prefixes), a bare state dict (``.pth`` or ``.safetensors``),
+local or by URL (downloaded once into the torch hub cache, see
+:mod:`mmvit.utils.download`). Files are read with ``weights_only=True``.
+The family's ``convert_checkpoint`` maps official (and timm's) key names to
+ours; tensors whose shapes do not fit raise an error naming them; missing
+and unexpected keys are logged by name.
 """
+import os
 import re
 from collections import namedtuple
 from typing import Mapping, Optional
@@ -14,6 +17,7 @@ from typing import Mapping, Optional
 import torch
 from mmengine.logging import print_log
 
+from mmvit.utils.download import download_checkpoint, is_url
 from mmvit.utils.safe_load import safe_torch_load
 
 LoadReport = namedtuple('LoadReport', ['loaded', 'missing', 'unexpected'])
@@ -21,12 +25,28 @@ LoadReport = namedtuple('LoadReport', ['loaded', 'missing', 'unexpected'])
 _STATE_DICT_KEYS = ('state_dict', 'model', 'module')
 
 
-def read_checkpoint(path, map_location='cpu') -> dict:
-    """Read a local file safely; URLs go through mmengine's loader."""
+def _where_to_get(path):
+    """The index's note on where to get a missing official file."""
+    from mmvit.families import families
+    name = os.path.basename(path)
+    for fam in families().values():
+        if name.startswith(fam.key + '_') and fam.weights_note:
+            return f' ({fam.name}: {fam.weights_note})'
+    return ''
+
+
+def read_checkpoint(path, map_location='cpu', sha256=None) -> dict:
+    """Read a checkpoint safely: a local file, or a URL downloaded once
+    (``sha256`` checked when given or known to the index)."""
     path = str(path)
-    if re.match(r'^[a-z][a-z0-9+]*://', path):
-        from mmengine.runner import CheckpointLoader
-        return CheckpointLoader.load_checkpoint(path, map_location)
+    if is_url(path):
+        path = download_checkpoint(path, sha256=sha256)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'checkpoint file {path!r} does not exist'
+                                + _where_to_get(path))
+    if path.endswith('.safetensors'):
+        from safetensors.torch import load_file
+        return load_file(path, device=str(map_location))
     return safe_torch_load(path, map_location)
 
 
@@ -74,10 +94,12 @@ def _show(keys, limit=20):
                    if len(keys) > limit else '')
 
 
-def load_pretrained(module, path, prefix=None) -> LoadReport:
-    """Load ``path`` into ``module`` (an :class:`MMViTBackbone`)."""
+def load_pretrained(module, path, prefix=None, sha256=None) -> LoadReport:
+    """Load ``path`` (a file or URL) into ``module`` (an
+    :class:`MMViTBackbone`)."""
     owner = type(module).__name__
-    state_dict = extract_state_dict(read_checkpoint(path), str(path), prefix)
+    state_dict = extract_state_dict(read_checkpoint(path, sha256=sha256),
+                                    str(path), prefix)
     state_dict = module.convert_checkpoint(state_dict)
     own = module.state_dict()
     mismatched = [
