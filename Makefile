@@ -10,4 +10,4 @@ demo: env
 	$(PY) tools/run_demo.py
 
 test: env
-	$(PY) -m pytest tests -q -p no:cacheprovider
+	$(PY) -m pytest tests -q -p no:cacheprovider -n 2

@@ -4,6 +4,7 @@ One metafile per family, in OpenMMLab's model-index format: its collection
 holds the family's facts (``Metadata``: backbone type, strides, variants,
 smallest variant), its models the configs with the papers' numbers. Tools,
 tests and docs read these records instead of typing the lists again.
+Numbers inside lists are stored as strings (what ``mim search`` parses).
 """
 import functools
 import glob
@@ -56,7 +57,8 @@ def _read(path):
     meta = collection['Metadata']
     return Family(
         key=meta['Family'], name=collection['Name'],
-        backbone=meta['Backbone'], strides=tuple(meta['Strides']),
+        backbone=meta['Backbone'],
+        strides=tuple(int(s) for s in meta['Strides']),
         variants=tuple(meta['Variants']), smallest=meta['Smallest'],
         paper=dict(collection.get('Paper', {})),
         models=tuple(data.get('Models', ())),

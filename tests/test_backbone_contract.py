@@ -68,7 +68,7 @@ def test_output_shapes_at_awkward_sizes(family, arch):
     fam = families()[family]
     model = build(family, arch).eval()
     assert model.out_strides == fam.strides
-    channels_of = indexed(family, arch, 'Channels')
+    channels_of = [int(c) for c in indexed(family, arch, 'Channels')]
     assert list(model.out_channels) == channels_of
     for size in [(33, 33), (112, 137)]:
         with torch.no_grad():

@@ -63,7 +63,8 @@ def model_info(name):
                     backbone=fam.backbone, variant=variant,
                     config=None, weights=entry.get('Weights'),
                     weights_note=fam.weights_note,
-                    channels=entry.get('Metadata', {}).get('Channels'),
+                    channels=[int(c) for c in entry.get(
+                        'Metadata', {}).get('Channels', ())],
                     strides=list(fam.strides),
                     results=fam.paper_results(variant))
     if name in models:
