@@ -8,18 +8,10 @@ classifier's (``HEAD_KEYS``, used by :mod:`mmvit.converters.classifier` and
 tensors only and import nothing of the models.
 """
 from . import cas_vit, cmt, efficientvit
+from .keys import rename_prefixes
 
 FAMILY_CONVERTERS = {'cas_vit': cas_vit, 'cmt': cmt,
                      'efficientvit': efficientvit}
-
-
-def rename_prefixes(key, pairs):
-    """``key`` with the first matching ``(theirs, ours)`` prefix replaced,
-    or None when no prefix matches."""
-    for theirs, ours in pairs:
-        if key.startswith(theirs):
-            return ours + key[len(theirs):]
-    return None
 
 
 __all__ = ['FAMILY_CONVERTERS', 'cas_vit', 'cmt', 'efficientvit',

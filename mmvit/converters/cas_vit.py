@@ -6,6 +6,8 @@ norms are ``norm{0,2,4,6}``.
 """
 import re
 
+from .keys import rename_first
+
 _BLOCK_RENAMES = [
     (r'local_perception\.network\.0\.', 'local_integration.0.conv.'),
     (r'local_perception\.network\.1\.', 'local_integration.0.bn.'),
@@ -39,11 +41,7 @@ def rename_key(key):
                 f'{layer}.{match.group(3)}')
     match = re.match(r'network\.(\d+)\.(\d+)\.(.*)', key)
     if match:
-        rest = match.group(3)
-        for pattern, repl in _BLOCK_RENAMES:
-            rest, count = re.subn('^' + pattern, repl, rest)
-            if count:
-                break
+        rest = rename_first(match.group(3), _BLOCK_RENAMES)
         return (f'stages.{int(match.group(1)) // 2}.blocks.'
                 f'{match.group(2)}.{rest}')
     match = re.match(r'norm([0246])\.(.*)', key)

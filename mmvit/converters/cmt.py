@@ -5,6 +5,8 @@ Stages are lettered ``a``..``d``; the classifier is ``_fc``, ``_bn`` and
 """
 import re
 
+from .keys import rename_first
+
 _BLOCK_RENAMES = [
     (r'proj\.', 'lpu.'),
     (r'attn\.sr\.0\.', 'attn.sr.conv.'),
@@ -38,10 +40,7 @@ def rename_key(key):
     if kind == 'patch_embed':
         return f'stages.{stage}.patch_embed{rest}'
     block, rest = re.match(r'\.(\d+)\.(.*)', rest).groups()
-    for pattern, repl in _BLOCK_RENAMES:
-        rest, count = re.subn('^' + pattern, repl, rest)
-        if count:
-            break
+    rest = rename_first(rest, _BLOCK_RENAMES)
     return f'stages.{stage}.blocks.{block}.{rest}'
 
 

@@ -13,6 +13,8 @@ import re
 
 import torch
 
+from .keys import rename_prefixes
+
 _INNER_RENAMES = [
     (r'^(dw[01])\.m\.', r'\1.'),
     (r'^(ffn[01])\.m\.', r'\1.'),
@@ -73,11 +75,8 @@ def rename_timm_key(key):
         return f'stem.{2 * (int(match.group(1)) - 1)}.{match.group(2)}'
     match = re.match(r'(stages\.\d+)\.downsample\.(.*)', key)
     if match:
-        rest = match.group(2)
-        for theirs, ours in _TIMM_DOWNSAMPLE:
-            if rest.startswith(theirs):
-                rest = ours + rest[len(theirs):]
-                break
+        rest = rename_prefixes(match.group(2), _TIMM_DOWNSAMPLE) or \
+            match.group(2)
         return f'{match.group(1)}.downsample.{rest}'
     if key.startswith('stages.'):
         return re.sub(r'^(stages\.\d+\.blocks\.\d+\.)(.*)',

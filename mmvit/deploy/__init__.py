@@ -27,20 +27,41 @@ from mmvit.models.utils import MMViTBackbone
 from mmvit.registry import MODEL_PASSES
 from .fold import fold_conv_norm
 
-_RULES = {}
+class ModuleRules:
+    """``rule(module) -> module`` by exact module type (subclasses are not
+    matched, so inference subclasses of a layer are left alone); the
+    deploy pass and the export layers each keep one."""
+
+    def __init__(self):
+        self._rules = {}
+
+    def register(self, *types):
+        """A decorator registering a rule for these types."""
+
+        def register(rule):
+            for cls in types:
+                self._rules[cls] = rule
+            return rule
+
+        return register
+
+    def apply(self, module):
+        """What the rule of ``module``'s type returns, or ``module``."""
+        rule = self._rules.get(type(module))
+        return module if rule is None else rule(module)
+
+    def apply_below(self, module):
+        """Replace, top-down and in place, every module below ``module``
+        by :meth:`apply`; the walk goes on inside each result."""
+        for name, child in list(module.named_children()):
+            new = self.apply(child)
+            if new is not child:
+                setattr(module, name, new)
+            self.apply_below(new)
 
 
-def deploy_rule(*types):
-    """Register ``rule(module) -> module`` for modules of exactly these
-    types (subclasses are not matched, so inference subclasses of a layer
-    are left alone)."""
-
-    def register(rule):
-        for cls in types:
-            _RULES[cls] = rule
-        return rule
-
-    return register
+_RULES = ModuleRules()
+deploy_rule = _RULES.register
 
 
 def swap_class(module, cls):
@@ -60,19 +81,6 @@ def _refuse_training(module, args):
             'it without deploy (and load its checkpoint) to train it.')
 
 
-def _deploy(module):
-    rule = _RULES.get(type(module))
-    return module if rule is None else rule(module)
-
-
-def _deploy_children(module):
-    for name, child in list(module.named_children()):
-        new = _deploy(child)
-        if new is not child:
-            setattr(module, name, new)
-        _deploy_children(new)
-
-
 deploy_rule(ConvNormAct)(fold_conv_norm)
 
 
@@ -80,11 +88,10 @@ deploy_rule(ConvNormAct)(fold_conv_norm)
 def switch_to_deploy(model: nn.Module) -> nn.Module:
     """Deploy ``model`` in place (see the module docstring); returns it."""
     model.eval()
-    root = _deploy(model)
-    if root is not model:
+    if _RULES.apply(model) is not model:
         raise TypeError(f'switch_to_deploy: {type(model).__name__} would be '
                         'replaced; deploy its parent instead')
-    _deploy_children(model)
+    _RULES.apply_below(model)
     for module in model.modules():
         if isinstance(module, MMViTBackbone) and not module.deployed:
             module.deployed = True
@@ -94,4 +101,4 @@ def switch_to_deploy(model: nn.Module) -> nn.Module:
 
 from . import cas_vit, castling_vit, cmt, efficientvit  # noqa: E402,F401
 
-__all__ = ['switch_to_deploy', 'deploy_rule', 'swap_class']
+__all__ = ['switch_to_deploy', 'deploy_rule', 'swap_class', 'ModuleRules']

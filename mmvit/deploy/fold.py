@@ -4,7 +4,6 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from mmvit.models.layers import ConvNormAct
 
 
 def foldable_norm(norm):
@@ -34,14 +33,6 @@ def fold_conv_norm(layer):
         layer.conv = fuse_conv_bn_eval(layer.conv.eval(), layer.bn.eval())
         del layer.bn
     return layer
-
-
-def fold_conv_norms(module):
-    """:func:`fold_conv_norm` on every :class:`ConvNormAct` in ``module``."""
-    for layer in list(module.modules()):
-        if isinstance(layer, ConvNormAct):
-            fold_conv_norm(layer)
-    return module
 
 
 @torch.no_grad()

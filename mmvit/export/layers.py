@@ -11,41 +11,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmvit.deploy import ModuleRules, swap_class
 from mmvit.deploy import efficientvit as deployed_efficientvit
-from mmvit.deploy import swap_class
 from mmvit.models.backbones.cmt import (PadToMultiple,
                                         ResizableRelativePositionBias)
 from mmvit.models.backbones.efficientvit import LocalWindowAttention
 
-_RULES = {}
-
-
-def export_rule(*types):
-    """Register ``rule(module) -> module`` for modules of exactly these
-    types."""
-
-    def register(rule):
-        for cls in types:
-            _RULES[cls] = rule
-        return rule
-
-    return register
-
-
-def _replace_children(module):
-    for name, child in list(module.named_children()):
-        rule = _RULES.get(type(child))
-        new = child if rule is None else rule(child)
-        if new is not child:
-            setattr(module, name, new)
-        _replace_children(new)
+_RULES = ModuleRules()
+export_rule = _RULES.register
 
 
 def prepare_for_export(model: nn.Module) -> nn.Module:
     """Replace, in place, every layer below ``model`` that has an export
     rule; returns ``model``. Eval outputs are unchanged up to float
     rounding."""
-    _replace_children(model)
+    _RULES.apply_below(model)
     return model
 
 
@@ -77,9 +57,7 @@ def _pad(module):
 
 @export_rule(ResizableRelativePositionBias)
 def _bias(module):
-    new = AlwaysResizedPositionBias.__new__(AlwaysResizedPositionBias)
-    new.__dict__.update(module.__dict__)
-    return new
+    return swap_class(module, AlwaysResizedPositionBias)
 
 
 class PaddedWindowAttention(nn.Module):
