@@ -21,11 +21,12 @@ RANKS = [
      0),
     (r'mmvit\.converters(\..*)?$|mmvit\.models\.(layers|utils)(\..*)?$', 1),
     (r'mmvit\.models\.backbones(\..*)?$', 2),
-    (r'mmvit\.models(\.__init__)?$|mmvit\.models\.(necks|heads)(\..*)?$', 3),
+    (r'mmvit\.models(\.__init__)?$|'
+     r'mmvit\.models\.(necks|heads|plugins)(\..*)?$', 3),
     (r'mmvit\.(deploy|datasets)(\..*)?$', 4),
     (r'mmvit\.engine(\..*)?$', 4.5),
     (r'mmvit\.utils\.(config|data_checks)$', 4.7),
-    (r'mmvit\.(export|analysis)(\..*)?$', 5),
+    (r'mmvit\.(export|analysis|yolo)(\..*)?$', 5),
     (r'mmvit\.apis(\..*)?$|mmvit\.utils\.collect_env$', 6),
     # the package facade re-exports the model-index API
     (r'mmvit(\.__init__)?$', 7),

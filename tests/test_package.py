@@ -111,13 +111,16 @@ def test_installed_wheel_ships_configs_and_the_index(tmp_path):
     for name in ('mmvit/.mim/model-index.yml', 'mmvit/metafiles/cmt.yml',
                  'mmvit/.mim/configs/retinanet_cas_vit_s.py',
                  'mmvit/.mim/configs/_base_/cas_vit.py',
-                 'mmvit/.mim/configs/cas_vit/retinanet_cas_vit_s.py'):
+                 'mmvit/.mim/configs/cas_vit/retinanet_cas_vit_s.py',
+                 'mmvit/.mim/configs/cga/retinanet_r50_cga.py',
+                 'mmvit/yolo/models/yolov8n-cga.yaml'):
         assert name in names, name
     assert b'../metafiles/cas_vit.yml' in archive.read(
         'mmvit/.mim/model-index.yml')
     meta = archive.read(next(n for n in names if n.endswith('METADATA')))
     assert 'Requires-Dist: mmcv<2.2.0,>=2.0.0' in meta.decode()
     assert 'Provides-Extra: det' in meta.decode()
+    assert 'Provides-Extra: yolo' in meta.decode()
 
     proc = subprocess.run(
         [sys.executable, '-m', 'pip', 'install', '--no-deps', '-q',

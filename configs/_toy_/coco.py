@@ -48,7 +48,9 @@ test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
 test_evaluator = val_evaluator
 
-model = dict(backbone=dict(init_cfg=None, norm_eval=False))
+# from scratch: nothing frozen (mmdet's ResNet configs freeze the stem and
+# stage 1 of their ImageNet weights)
+model = dict(backbone=dict(init_cfg=None, norm_eval=False, frozen_stages=-1))
 
 # 15 epochs of 50 iterations; AdamW lr 3e-4 with clipping, x0.1 at epoch 12.
 # (lr 1e-3 makes the classification loss blow up after warm-up, with this

@@ -15,6 +15,7 @@ from mmvit.models.backbones.efficientvit import (CascadedGroupAttention,
                                                  LocalWindowAttention,
                                                  PatchMerging, SqueezeExcite,
                                                  attend_per_window)
+from mmvit.models.plugins import CGABlock
 from . import deploy_rule, swap_class
 from .kernels import conv_nhwc, fast_cpu_inference, fused_conv, pointwise_nhwc
 
@@ -86,16 +87,30 @@ class DeployedLocalWindowAttention(LocalWindowAttention):
         return attend_per_window(x, self.window_size, self.attn)
 
 
+def sandwich_nhwc(block, x):
+    """The deployed sandwich ``block`` on ``(B, H, W, C)`` tokens ``x``
+    (residuals in place)."""
+    fast = fast_cpu_inference(x)
+    x = conv_nhwc(x, block.dw0.conv, fused=fast).add_(x)
+    x = block.ffn0(x)
+    x = block.mixer(x).add_(x)
+    x = conv_nhwc(x, block.dw1.conv, fused=fast).add_(x)
+    return block.ffn1(x)
+
+
 class DeployedEfficientViTBlock(EfficientViTBlock):
-    """The sandwich block on ``(B, H, W, C)`` tokens (residuals in place)."""
+    """The sandwich block on ``(B, H, W, C)`` tokens."""
 
     def forward(self, x):
-        fast = fast_cpu_inference(x)
-        x = conv_nhwc(x, self.dw0.conv, fused=fast).add_(x)
-        x = self.ffn0(x)
-        x = self.mixer(x).add_(x)
-        x = conv_nhwc(x, self.dw1.conv, fused=fast).add_(x)
-        return self.ffn1(x)
+        return sandwich_nhwc(self, x)
+
+
+class DeployedCGABlock(CGABlock):
+    """The plug-in block on an NCHW map, ``(B, H, W, C)`` tokens inside."""
+
+    def forward(self, x):
+        tokens = x.permute(0, 2, 3, 1).contiguous()
+        return sandwich_nhwc(self, tokens).permute(0, 3, 1, 2)
 
 
 class DeployedConvFFN(ConvFFN):
@@ -133,6 +148,7 @@ _SWAPS = {
     CascadedGroupAttention: DeployedCascadedGroupAttention,
     LocalWindowAttention: DeployedLocalWindowAttention,
     EfficientViTBlock: DeployedEfficientViTBlock,
+    CGABlock: DeployedCGABlock,
     ConvFFN: DeployedConvFFN,
     PatchMerging: DeployedPatchMerging,
     EfficientViTStage: DeployedEfficientViTStage,

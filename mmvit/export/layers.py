@@ -137,6 +137,7 @@ _NCHW = {cls: cls.__mro__[1] for cls in (
     deployed_efficientvit.DeployedSqueezeExcite,
     deployed_efficientvit.DeployedCascadedGroupAttention,
     deployed_efficientvit.DeployedEfficientViTBlock,
+    deployed_efficientvit.DeployedCGABlock,
     deployed_efficientvit.DeployedConvFFN,
     deployed_efficientvit.DeployedPatchMerging,
     deployed_efficientvit.DeployedEfficientViTStage)}

@@ -1,0 +1,3 @@
+from .cga_block import CGABlock
+
+__all__ = ['CGABlock']
