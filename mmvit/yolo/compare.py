@@ -6,6 +6,8 @@ import os.path as osp
 
 import torch
 
+from mmvit.analysis.benchmark import (Options, count_params, summarize,
+                                      time_forwards)
 from . import build_model
 from .data import coco_to_yolo
 from .evaluate import coco_box_ap
@@ -32,7 +34,7 @@ def train_and_evaluate(names, coco_root, work_dir, epochs=30, imgsz=128,
     for name in names:
         torch.manual_seed(seed)
         untrained = build_model(name, num_classes=num_classes)
-        params = sum(p.numel() for p in untrained.model.parameters())
+        params = count_params(untrained.model)
         before = coco_box_ap(untrained, ann_file, img_dir, imgsz, device)
         yolo = build_model(name)
         yolo.train(data=data_yaml, epochs=epochs, imgsz=imgsz, batch=batch,
@@ -66,13 +68,12 @@ def benchmark(names, size=640, repeat=10, warmup=2):
     """Interleaved eval latency at ``size`` x ``size`` (batch 1) and
     parameters of every model of ``names``: [dict(model, params, ms=(median,
     min, max))], timed by :func:`mmvit.analysis.benchmark.time_forwards`."""
-    from mmvit.analysis.benchmark import Options, summarize, time_forwards
     modules = {}
     for name in names:
         modules.update(inference_models(name))
     opts = Options(repeat=repeat, warmup=warmup, memory=False)
     times, _ = time_forwards(modules, [(size, size)], opts)
     return [dict(model=label,
-                 params=sum(p.numel() for p in module.parameters()),
+                 params=count_params(module),
                  ms=summarize(times[label][(size, size)]))
             for label, module in modules.items()]
