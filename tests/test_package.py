@@ -170,11 +170,12 @@ def test_dist_scripts_use_the_checkouts_environment(tmp_path):
     env = {k: v for k, v in os.environ.items()
            if k not in ('PYTHON', 'VIRTUAL_ENV', 'PYTHONPATH')}
     env['PATH'] = '/usr/bin:/bin'
+    broken = tmp_path / 'broken_config.py'
+    broken.write_text('model = dict(\n')  # read by Python: a syntax error
     proc = subprocess.run(
-        ['bash', osp.join(ROOT, 'tools', 'dist_train.sh'),
-         str(tmp_path / 'missing_config.py'), '1'],
+        ['bash', osp.join(ROOT, 'tools', 'dist_train.sh'), str(broken), '1'],
         capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "No module named 'torch'" not in output
-    assert 'missing_config.py' in output and 'does not exist' in output
+    assert 'broken_config.py' in output and 'Python syntax error' in output

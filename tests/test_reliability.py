@@ -192,68 +192,6 @@ def test_unknown_backbone_type_names_the_registry(tmp_path):
         MODELS.build(cfg.model)
 
 
-# --- several processes on one machine --------------------------------------
-_NO_RANDOMNESS = '''
-# no random flips and frozen BatchNorm statistics: what the processes of a
-# distributed run would draw or measure differently from one process
-train_dataloader = dict(dataset=dict(pipeline=[
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='Resize', scale=(128, 128), keep_ratio=True),
-    dict(type='PackDetInputs'),
-]))
-model = dict(backbone=dict(norm_eval=True))
-'''
-
-
-def test_two_processes_match_one(toy_coco, tmp_path):
-    """dist_train.sh / dist_test.sh with 2 CPU processes (gloo), batch 2
-    each, against one process with batch 4: the same images per step."""
-    overlay = tmp_path / 'no_randomness.py'
-    overlay.write_text(_NO_RANDOMNESS)
-
-    def options(batch):
-        return ['--overlay', str(overlay)] + toy_options(toy_coco, 1) + [
-            f'train_dataloader.batch_size={batch}',
-            'train_cfg.val_interval=2', 'randomness.deterministic=True']
-
-    one, two = tmp_path / 'one', tmp_path / 'two'
-    run_tool(['tools/train.py', CONFIG, '--overlay', OVERLAY,
-              '--work-dir', str(one)] + options(4))
-    env = dict(os.environ, PYTHON=sys.executable, PORT='29611')
-    proc = subprocess.run(
-        ['bash', 'tools/dist_train.sh', CONFIG, '2', '--overlay', OVERLAY,
-         '--work-dir', str(two)] + options(2), cwd=ROOT, env=env,
-        capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    a = safe_torch_load(one / 'epoch_1.pth')
-    b = safe_torch_load(two / 'epoch_1.pth')
-    assert a['meta']['iter'] == b['meta']['iter'] == 2
-    diffs = []
-    for key, value in a['state_dict'].items():
-        if value.is_floating_point() and 'running' not in key:
-            diffs.append((value - b['state_dict'][key]).abs().max().item())
-    # the detector's losses are normalised by the positive anchors of each
-    # process's own batch, so 2 x 2 images is not exactly 1 x 4 (the README
-    # states the measured difference)
-    print('max abs weight difference, 2 processes vs 1:', max(diffs))
-    assert max(diffs) < 1e-3, max(diffs)
-
-    # two-process evaluation gives the one-process metrics
-    ckpt = str(one / 'epoch_1.pth')
-    run_tool(['tools/test.py', CONFIG, ckpt, '--overlay', OVERLAY,
-              '--work-dir', str(tmp_path / 'test1')] + options(4))
-    proc = subprocess.run(
-        ['bash', 'tools/dist_test.sh', CONFIG, ckpt, '2', '--overlay',
-         OVERLAY, '--work-dir', str(tmp_path / 'test2')] + options(4),
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    metrics = [json.load(open(glob.glob(str(tmp_path / d / '*' /
-                                             '*.json'))[0]))
-               for d in ('test1', 'test2')]
-    assert metrics[0]['coco/bbox_mAP'] == metrics[1]['coco/bbox_mAP']
-
-
 # --- checkpoints from strangers --------------------------------------------
 class _RunsCode:
     """Unpickling this would run a shell command."""
@@ -291,7 +229,8 @@ def test_malicious_checkpoints_are_refused(toy_coco, tmp_path):
     with pytest.raises(RuntimeError, match='refused to load'):
         model.init_weights()
     # as the checkpoint of tools/test.py (mmengine's loader, load_from)
-    with pytest.raises(AssertionError, match='Weights only load failed'):
+    with pytest.raises(AssertionError, match='refused to load checkpoint '
+                       '.*would execute code'):
         run_tool(['tools/test.py', CONFIG, str(evil), '--overlay', OVERLAY,
                   '--work-dir', str(tmp_path / 'w')] +
                  toy_options(toy_coco, 1))

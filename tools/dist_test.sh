@@ -1,27 +1,11 @@
 #!/usr/bin/env bash
-# Usage: tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py args...]
+# Usage: tools/dist_test.sh CONFIG CHECKPOINT NPROC [test.py args...]
 # Multi-node: NNODES, NODE_RANK, MASTER_ADDR, PORT as for dist_train.sh.
 set -euo pipefail
-CONFIG=$1
-CHECKPOINT=$2
-GPUS=$3
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
 DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# the interpreter: $PYTHON, else the checkout's environment (make / tools/
-# bootstrap.sh create .venv), else the active one
-if [[ -z "${PYTHON:-}" ]]; then
-  if [[ -x "$DIR/../.venv/bin/python" ]]; then PYTHON="$DIR/../.venv/bin/python"
-  else PYTHON=python; fi
-fi
-
-PYTHONPATH="$DIR/..${PYTHONPATH:+:$PYTHONPATH}" \
-exec "$PYTHON" -m torch.distributed.run \
-    --nnodes="$NNODES" \
-    --node_rank="$NODE_RANK" \
-    --master_addr="$MASTER_ADDR" \
-    --nproc_per_node="$GPUS" \
-    --master_port="$PORT" \
-    "$DIR/test.py" "$CONFIG" "$CHECKPOINT" --launcher pytorch "${@:4}"
+source "$DIR/dist_launch.sh"
+USAGE="tools/dist_test.sh CONFIG CHECKPOINT NPROC [test.py args...]"
+[[ $# -ge 3 ]] || dist_fail "expected CONFIG, CHECKPOINT and NPROC (usage: $USAGE)"
+[[ -f "$1" ]] || dist_fail "config file '$1' does not exist (usage: $USAGE)"
+[[ -f "$2" ]] || dist_fail "checkpoint file '$2' does not exist (usage: $USAGE)"
+dist_launch test.py "$USAGE" "$3" "$1" "$2" --launcher pytorch "${@:4}"

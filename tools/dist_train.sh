@@ -1,27 +1,12 @@
 #!/usr/bin/env bash
-# Usage: tools/dist_train.sh CONFIG GPUS [train.py args...]
-# Multi-node: NNODES=2 NODE_RANK=0|1 MASTER_ADDR=host PORT=29500 on each node.
-# Without CUDA the processes train on CPU with the gloo backend.
+# Usage: tools/dist_train.sh CONFIG NPROC [train.py args...]
+# NPROC processes on this node (one per GPU; without CUDA they train on CPU
+# with the gloo backend). Multi-node: NNODES=2 NODE_RANK=0|1 MASTER_ADDR=host
+# PORT=29500 on each node.
 set -euo pipefail
-CONFIG=$1
-GPUS=$2
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
 DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# the interpreter: $PYTHON, else the checkout's environment (make / tools/
-# bootstrap.sh create .venv), else the active one
-if [[ -z "${PYTHON:-}" ]]; then
-  if [[ -x "$DIR/../.venv/bin/python" ]]; then PYTHON="$DIR/../.venv/bin/python"
-  else PYTHON=python; fi
-fi
-
-PYTHONPATH="$DIR/..${PYTHONPATH:+:$PYTHONPATH}" \
-exec "$PYTHON" -m torch.distributed.run \
-    --nnodes="$NNODES" \
-    --node_rank="$NODE_RANK" \
-    --master_addr="$MASTER_ADDR" \
-    --nproc_per_node="$GPUS" \
-    --master_port="$PORT" \
-    "$DIR/train.py" "$CONFIG" --launcher pytorch "${@:3}"
+source "$DIR/dist_launch.sh"
+USAGE="tools/dist_train.sh CONFIG NPROC [train.py args...]"
+[[ $# -ge 2 ]] || dist_fail "expected CONFIG and NPROC (usage: $USAGE)"
+[[ -f "$1" ]] || dist_fail "config file '$1' does not exist (usage: $USAGE)"
+dist_launch train.py "$USAGE" "$2" "$1" --launcher pytorch "${@:3}"

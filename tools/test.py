@@ -100,12 +100,11 @@ def main(argv=None):
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
-    from mmvit.utils.config import prepare_config, shutdown_distributed
+    from mmvit.utils.config import (check_checkpoint_file, prepare_config,
+                                    shutdown_distributed)
     from mmvit.utils.data_checks import data_errors_explained
 
-    if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(
-            f'checkpoint file {args.checkpoint!r} does not exist')
+    check_checkpoint_file(args.checkpoint, 'checkpoint')
     cfg = prepare_config(args)
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:

@@ -53,7 +53,8 @@ def main(argv=None):
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
-    from mmvit.utils.config import prepare_config, shutdown_distributed
+    from mmvit.utils.config import (prepare_config, resume_checkpoint,
+                                    shutdown_distributed)
     from mmvit.utils.data_checks import data_errors_explained
 
     cfg = prepare_config(args)
@@ -70,12 +71,12 @@ def main(argv=None):
                 f'{args.config}: --auto-scale-lr needs auto_scale_lr='
                 'dict(base_batch_size=...) in the config')
         cfg.auto_scale_lr.enable = True
-    if args.resume == 'auto':
+    if args.resume is not None:
+        # the newest complete checkpoint; a damaged newest one is skipped
+        # (with a message naming both) or, if named, refused
         cfg.resume = True
-        cfg.load_from = None
-    elif args.resume is not None:
-        cfg.resume = True
-        cfg.load_from = args.resume
+        cfg.load_from = resume_checkpoint(
+            cfg.work_dir, None if args.resume == 'auto' else args.resume)
 
     splits = ('train', 'val') if cfg.get('val_cfg') else ('train', )
     try:

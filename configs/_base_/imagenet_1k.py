@@ -56,12 +56,15 @@ test_cfg = dict()
 # `tools/train.py --auto-scale-lr` rescales lr for another total batch size.
 auto_scale_lr = dict(enable=False, base_batch_size=2048)
 
-default_hooks = dict(checkpoint=dict(interval=10, max_keep_ckpts=3))
-# The two hooks of configs/_base_/mmvit_runtime.py, and the weight EMA
+default_hooks = dict(
+    checkpoint=dict(type='mmvit.AtomicCheckpointHook', interval=10,
+                    max_keep_ckpts=3))
+# The hooks of configs/_base_/mmvit_runtime.py, and the weight EMA
 # (momentum = 1 - timm's decay; buffers averaged too, as timm's ModelEma).
 custom_hooks = [
     dict(type='mmvit.NonFiniteLossHook'),
     dict(type='mmvit.RandomStateHook'),
+    dict(type='mmvit.CheckpointFitHook'),
     dict(type='EMAHook', momentum=4e-5, update_buffers=True,
          priority='ABOVE_NORMAL'),
 ]

@@ -17,3 +17,6 @@ optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05),
     paramwise_cfg=dict(norm_decay_mult=0.))
 auto_scale_lr = dict(enable=False, base_batch_size=16)
+# checkpoints written atomically (temporary file + rename), old ones removed
+# only after the new one is complete
+default_hooks = dict(checkpoint=dict(type='mmvit.AtomicCheckpointHook'))

@@ -1,8 +1,11 @@
 # Hooks every mmvit config runs (each head base includes this file): stop on
 # a NaN/inf loss (naming the iteration and the term) before a checkpoint of
 # the corrupted weights is written; keep every process's RNG states in
-# checkpoints so that `--resume` continues the same random streams.
+# checkpoints so that `--resume` continues the same random streams; refuse a
+# `load_from` checkpoint that does not fit the model (mmengine would go on
+# with randomly initialised layers).
 custom_hooks = [
     dict(type='mmvit.NonFiniteLossHook'),
     dict(type='mmvit.RandomStateHook'),
+    dict(type='mmvit.CheckpointFitHook'),
 ]

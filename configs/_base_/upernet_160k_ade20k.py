@@ -32,3 +32,6 @@ param_scheduler = [
          by_epoch=False),
 ]
 auto_scale_lr = dict(enable=False, base_batch_size=16)
+# checkpoints written atomically (temporary file + rename), old ones removed
+# only after the new one is complete
+default_hooks = dict(checkpoint=dict(type='mmvit.AtomicCheckpointHook'))

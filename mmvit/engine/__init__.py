@@ -1,6 +1,10 @@
-from .hooks import (CastlingAnnealHook, DeployHook, NonFiniteLossHook,
-                    RandomStateHook)
+from .checkpoint import (AtomicCheckpointHook, AtomicLocalBackend,
+                         CheckpointFitHook, find_resume_checkpoint)
+from .hooks import (CastlingAnnealHook, DeployHook, MainProcessLoggerHook,
+                    NonFiniteLossHook, RandomStateHook)
 
 __all__ = [
-    'CastlingAnnealHook', 'DeployHook', 'NonFiniteLossHook', 'RandomStateHook'
+    'AtomicCheckpointHook', 'AtomicLocalBackend', 'CastlingAnnealHook',
+    'CheckpointFitHook', 'DeployHook', 'MainProcessLoggerHook',
+    'NonFiniteLossHook', 'RandomStateHook', 'find_resume_checkpoint'
 ]

@@ -1,7 +1,7 @@
 """Training hooks."""
 import math
 
-from mmengine.hooks import Hook
+from mmengine.hooks import Hook, LoggerHook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
@@ -145,9 +145,9 @@ class RandomStateHook(Hook):
         self._checkpoint_hook = None
 
     def before_train(self, runner):
+        from mmengine.hooks import CheckpointHook
         self._checkpoint_hook = next(
-            (h for h in runner.hooks if type(h).__name__ == 'CheckpointHook'),
-            None)
+            (h for h in runner.hooks if isinstance(h, CheckpointHook)), None)
 
     def _gather(self, runner):
         from mmengine.dist import all_gather_object, is_distributed
@@ -231,3 +231,20 @@ class DeployHook(Hook):
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
         switch_to_deploy(model)
+
+
+@HOOKS.register_module()
+class MainProcessLoggerHook(LoggerHook):
+    """mmengine's ``LoggerHook`` whose test metrics file
+    (``<timestamp>/<timestamp>.json``) is written by the main process only.
+
+    mmengine's hook writes it from every process of a distributed test, to
+    the same path at the same moment, which can leave two interleaved JSON
+    texts in it. Everything else is the base class's (other processes'
+    loggers and visualizers write nothing anyway).
+    """
+
+    def after_test_epoch(self, runner, metrics=None):
+        from mmengine.dist import is_main_process
+        if is_main_process():
+            super().after_test_epoch(runner, metrics)

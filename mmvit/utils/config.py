@@ -1,9 +1,68 @@
 """Config handling shared by tools/train.py and tools/test.py."""
 import os
 import os.path as osp
+import sys
 
 import torch
 from mmengine.config import Config
+
+
+def _read(path, role):
+    """``Config.fromfile`` with errors that name the file at fault."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'{role} file {path!r} does not exist')
+    try:
+        return Config.fromfile(path)
+    except SyntaxError as err:
+        # mmengine re-raises the parser's error with at most the file's name;
+        # find the file (``path`` or one of its bases) and the line
+        where, parsed = _syntax_error(path) or (path, err)
+        line = f', line {parsed.lineno}' if parsed.lineno else ''
+        text = f': {parsed.text.strip()!r}' if parsed.text else ''
+        raise SyntaxError(f'{role} file {path!r}: Python syntax error in '
+                          f'{where}{line}{text} ({parsed.msg})') from None
+
+
+def _syntax_error(path, seen=()):
+    """(file, SyntaxError) of the first file with a syntax error among
+    ``path`` and its local ``_base_`` files, or None."""
+    import ast
+    try:
+        with open(path, encoding='utf-8') as f:
+            tree = ast.parse(f.read(), filename=path)
+    except SyntaxError as err:
+        return path, err
+    except OSError:
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == '_base_'
+                for t in node.targets):
+            try:
+                bases = ast.literal_eval(node.value)
+            except ValueError:
+                return None
+            for base in [bases] if isinstance(bases, str) else bases:
+                if '::' in base:
+                    continue
+                base = osp.normpath(osp.join(osp.dirname(path), base))
+                if base not in seen:
+                    found = _syntax_error(base, (*seen, path))
+                    if found:
+                        return found
+    return None
+
+
+def _merge(cfg, options, what):
+    try:
+        cfg.merge_from_dict(options)
+    except TypeError as err:
+        # "x=... in child config cannot inherit from base because x is a
+        # dict in the child config but is of type NoneType in base config"
+        raise TypeError(
+            f'{what}: {err} With --cfg-options, add KEY._delete_=True next to '
+            'the new KEY.subkey=value settings to replace such a value.'
+        ) from None
 
 
 def load_config(path, overlays=(), cfg_options=None):
@@ -14,49 +73,158 @@ def load_config(path, overlays=(), cfg_options=None):
     honoured): ``configs/_toy_/retinanet.py`` switches any RetinaNet config
     to the built-in data and a CPU schedule.
     """
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'config file {path!r} does not exist')
-    cfg = Config.fromfile(path)
+    cfg = _read(path, 'config')
     for overlay in overlays or ():
-        if not osp.isfile(overlay):
-            raise FileNotFoundError(f'overlay file {overlay!r} does not exist')
-        cfg.merge_from_dict(Config.fromfile(overlay).to_dict())
+        _merge(cfg, _read(overlay, 'overlay').to_dict(), f'overlay {overlay!r}')
     if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+        _merge(cfg, cfg_options, '--cfg-options')
     return cfg
 
 
-def _types(node, path=''):
-    """(path, type) of every ``type`` string in a config tree."""
+def _nodes(node, path=''):
+    """(path, dict) of every dict with a ``type`` string in a config
+    tree."""
     if isinstance(node, dict):
         if isinstance(node.get('type'), str):
-            yield path or '<root>', node['type']
+            yield path or '<root>', node
         for key, value in node.items():
-            yield from _types(value, f'{path}.{key}' if path else str(key))
+            yield from _nodes(value, f'{path}.{key}' if path else str(key))
     elif isinstance(node, (list, tuple)):
         for i, value in enumerate(node):
-            yield from _types(value, f'{path}[{i}]')
+            yield from _nodes(value, f'{path}[{i}]')
+
+
+def _accepted_arguments(cls):
+    """The keyword arguments ``cls`` takes, or None when it takes any."""
+    import inspect
+    params = inspect.signature(cls).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return [p.name for p in params
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
 def check_mmvit_types(cfg, source='config'):
-    """Every ``type='mmvit.X'`` of ``cfg`` names a registered mmvit class.
+    """Every ``type='mmvit.X'`` of ``cfg`` names a registered mmvit class,
+    and every other key of that node is an argument the class accepts.
 
     mmengine's own error for an unknown ``mmvit.X`` names the registry of
-    the config's default scope, not the ``mmvit`` scope it searched.
+    the config's default scope, not the ``mmvit`` scope it searched; for an
+    unknown argument it is a ``TypeError`` from deep inside the build that
+    does not list the accepted ones.
     """
+    import difflib
+
     import mmvit.engine  # noqa: F401  (registers the hooks)
     import mmvit.models  # noqa: F401
     from mmvit.registry import HOOKS, MODELS
-    known = {name for registry in (MODELS, HOOKS)
-             for name in registry.module_dict}
-    for path, type_name in _types(cfg.to_dict() if hasattr(cfg, 'to_dict')
-                                  else cfg):
-        if type_name.startswith('mmvit.') and \
-                type_name[len('mmvit.'):] not in known:
+    classes = {name: cls for registry in (MODELS, HOOKS)
+               for name, cls in registry.module_dict.items()}
+    tree = cfg.to_dict() if hasattr(cfg, 'to_dict') else cfg
+    for path, node in _nodes(tree):
+        type_name = node['type']
+        if not type_name.startswith('mmvit.'):
+            continue
+        cls = classes.get(type_name[len('mmvit.'):])
+        if cls is None:
             raise KeyError(
                 f'{source}: {path}.type={type_name!r}: no such class in the '
                 f'mmvit registry scope (searched mmvit::model and '
-                f'mmvit::hook); registered there: {sorted(known)}')
+                f'mmvit::hook); registered there: {sorted(classes)}')
+        accepted = _accepted_arguments(cls)
+        if accepted is None:
+            continue
+        unknown = [k for k in node if k not in ('type', '_scope_', '_delete_')
+                   and k not in accepted]
+        if unknown:
+            hints = [f'{k!r} -> {close[0]!r}' for k in unknown for close in
+                     [difflib.get_close_matches(k, accepted, 1)] if close]
+            raise TypeError(
+                f'{source}: {path} ({type_name}): unknown argument'
+                f'{"s" if len(unknown) > 1 else ""} {unknown}'
+                + (f' (did you mean {", ".join(hints)}?)' if hints else '')
+                + f'; {type_name} accepts: {", ".join(accepted)}')
+
+
+def _get(tree, dotted):
+    node = tree
+    for key in dotted.split('.'):
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def _is_int(value, least):
+    return isinstance(value, int) and not isinstance(value, bool) and \
+        value >= least
+
+
+def _is_number(value, low, high=None, high_open=False):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if value < low:
+        return False
+    return high is None or (value < high if high_open else value <= high)
+
+
+#: (dotted key, test, what is valid) checked before a run starts
+VALUE_RULES = [
+    *[(f'{split}_dataloader.batch_size', lambda v: _is_int(v, 1),
+       'an integer >= 1') for split in ('train', 'val', 'test')],
+    *[(f'{split}_dataloader.num_workers', lambda v: _is_int(v, 0),
+       'an integer >= 0') for split in ('train', 'val', 'test')],
+    ('train_cfg.max_epochs', lambda v: _is_int(v, 1), 'an integer >= 1'),
+    ('train_cfg.max_iters', lambda v: _is_int(v, 1), 'an integer >= 1'),
+    ('train_cfg.val_interval', lambda v: _is_int(v, 1), 'an integer >= 1'),
+    ('optim_wrapper.optimizer.lr', lambda v: _is_number(v, 0),
+     'a number >= 0'),
+    ('optim_wrapper.optimizer.weight_decay', lambda v: _is_number(v, 0),
+     'a number >= 0'),
+    ('optim_wrapper.clip_grad.max_norm', lambda v: _is_number(v, 0) and v > 0,
+     'a number > 0'),
+    ('model.backbone.drop_path_rate',
+     lambda v: _is_number(v, 0, 1, high_open=True), 'a number in [0, 1)'),
+    ('default_hooks.checkpoint.max_keep_ckpts', lambda v: _is_int(v, -1),
+     'an integer >= -1 (-1: keep all)'),
+    ('randomness.seed', lambda v: v is None or _is_int(v, 0),
+     'None or an integer >= 0'),
+]
+
+
+def check_values(cfg, source='config', cfg_options=None):
+    """The settings of :data:`VALUE_RULES` that ``cfg`` has are in range.
+
+    Raises:
+        ValueError: naming the key, its value, where it was set
+            (``--cfg-options`` or the config) and what is valid.
+    """
+    tree = cfg.to_dict() if hasattr(cfg, 'to_dict') else cfg
+    given = set(cfg_options or ())
+    for key, valid, expected in VALUE_RULES:
+        value = _get(tree, key)
+        if value is None and not key.endswith('seed'):
+            continue
+        if key.endswith('seed') and 'randomness' not in tree:
+            continue
+        if not valid(value):
+            where = '--cfg-options' if key in given else source
+            raise ValueError(f'{where}: {key}={value!r} is out of range: it '
+                             f'must be {expected}')
+
+
+def check_work_dir(work_dir):
+    """``work_dir`` exists or can be made, and files can be written there;
+    nothing in it is changed."""
+    import tempfile
+    try:
+        os.makedirs(work_dir, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=work_dir, prefix='.write-test-'):
+            pass
+    except OSError as err:
+        raise PermissionError(
+            f'work dir {work_dir!r} is not writable ({err.strerror or err}); '
+            'pass a folder you can write to with --work-dir') from None
 
 
 def prepare_config(args):
@@ -68,13 +236,75 @@ def prepare_config(args):
     """
     cfg = load_config(args.config, args.overlay, args.cfg_options)
     check_mmvit_types(cfg, args.config)
-    setup_launcher(cfg, args.launcher)
+    check_values(cfg, args.config, args.cfg_options)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join(
             './work_dirs', osp.splitext(osp.basename(args.config))[0])
+    check_work_dir(cfg.work_dir)
+    if cfg.get('load_from') and not cfg.get('resume'):
+        check_checkpoint_file(cfg.load_from, 'load_from')
+    use_safer_hooks(cfg)
+    hooks = list(cfg.get('custom_hooks') or [])
+    if not any(h.get('type') == 'mmvit.CheckpointFitHook' for h in hooks):
+        cfg.custom_hooks = hooks + [dict(type='mmvit.CheckpointFitHook')]
+    setup_launcher(cfg, args.launcher)
     return cfg
+
+
+def resume_checkpoint(work_dir, requested=None):
+    """The checkpoint ``--resume`` continues from
+    (:func:`mmvit.engine.checkpoint.find_resume_checkpoint`); says so when
+    the work dir has none and the run starts from scratch."""
+    from mmvit.engine.checkpoint import find_resume_checkpoint
+
+    def say(message):
+        if os.environ.get('RANK', '0') == '0':
+            print(message, file=sys.stderr, flush=True)
+
+    path = find_resume_checkpoint(work_dir, requested, log=say)
+    if path is None:
+        say(f'--resume: {work_dir!r} holds no checkpoint yet; training '
+            'starts from scratch.')
+    return path
+
+
+def check_checkpoint_file(path, what):
+    """``path`` is a complete checkpoint file (URLs are left to the
+    loader), before anything is built or written."""
+    from mmvit.engine.checkpoint import checkpoint_problem
+    from mmvit.utils.download import is_url
+    if is_url(path):
+        return
+    problem = checkpoint_problem(path)
+    if problem is None:
+        return
+    if problem == 'the file does not exist':
+        raise FileNotFoundError(f'{what}: checkpoint file {path!r} does not '
+                                'exist')
+    raise RuntimeError(f'{what}: {problem}' if problem.startswith(
+        'cannot read checkpoint') else f'{what}: cannot read checkpoint '
+        f'{path!r}: {problem}')
+
+
+#: mmengine hooks the tools replace by mmvit's (same arguments)
+SAFER_HOOKS = {
+    'checkpoint': ('CheckpointHook', 'mmvit.AtomicCheckpointHook'),
+    'logger': ('LoggerHook', 'mmvit.MainProcessLoggerHook'),
+}
+
+
+def use_safer_hooks(cfg):
+    """Save through :class:`mmvit.AtomicCheckpointHook` and log through
+    :class:`mmvit.MainProcessLoggerHook` where the config names mmengine's
+    plain ``CheckpointHook`` / ``LoggerHook``."""
+    hooks = cfg.get('default_hooks') or {}
+    for key, (plain, ours) in SAFER_HOOKS.items():
+        hook = hooks.get(key)
+        if isinstance(hook, dict) and hook.get('type') in (
+                plain, f'mmengine.{plain}'):
+            hook['type'] = ours
 
 
 def shutdown_distributed():
@@ -87,32 +317,81 @@ def shutdown_distributed():
         dist.destroy_process_group()
 
 
+#: the environment each launcher's processes are started with
+LAUNCHER_ENV = {
+    'pytorch': ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR',
+                'MASTER_PORT'),
+    'slurm': ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST'),
+    'mpi': ('OMPI_COMM_WORLD_RANK', 'OMPI_COMM_WORLD_SIZE'),
+}
+_HOW_TO_START = {
+    'pytorch': 'start it with tools/dist_train.sh CONFIG NPROC (or '
+               'torchrun --nproc_per_node NPROC tools/train.py CONFIG '
+               '--launcher pytorch), or drop --launcher for one process',
+    'slurm': 'start it with tools/slurm_train.sh (srun), or drop --launcher '
+             'for one process',
+    'mpi': 'start it with mpirun, or drop --launcher for one process',
+}
+
+
+def check_launcher_env(launcher, environ=None):
+    """The variables ``launcher``'s processes need are set, and on a GPU
+    machine no more processes run per node than there are GPUs."""
+    environ = os.environ if environ is None else environ
+    missing = [k for k in LAUNCHER_ENV.get(launcher, ()) if k not in environ]
+    if launcher == 'pytorch' and missing == ['LOCAL_RANK']:
+        missing = []  # tools set LOCAL_RANK from --local-rank
+    if missing:
+        raise RuntimeError(
+            f'--launcher {launcher}: this process was not started by the '
+            f'launcher: the environment lacks {", ".join(missing)}. '
+            f'{_HOW_TO_START[launcher][0].upper()}'
+            f'{_HOW_TO_START[launcher][1:]}.')
+    per_node = environ.get('LOCAL_WORLD_SIZE')
+    if launcher == 'pytorch' and per_node and torch.cuda.is_available():
+        gpus = torch.cuda.device_count()
+        if int(per_node) > gpus:
+            raise RuntimeError(
+                f'--launcher pytorch: {per_node} processes per node were '
+                f'started but this machine has {gpus} GPU'
+                f'{"s" if gpus != 1 else ""}: pass at most {gpus} as the '
+                'number of processes to tools/dist_train.sh / dist_test.sh')
+
+
 def setup_launcher(cfg, launcher):
     """Record the launcher; without CUDA, distributed runs use gloo on CPU.
 
     mmengine's own initialisation calls ``torch.cuda.set_device`` and gives
     DDP ``device_ids=[LOCAL_RANK]``, both of which fail without a GPU. On a
     machine without CUDA the gloo process group is therefore started here
-    (torchrun's environment variables) and DDP wraps the CPU model with
-    ``device_ids=None``.
+    (torchrun's environment variables, the timeout of
+    ``env_cfg.dist_cfg.timeout`` in seconds) and DDP wraps the CPU model
+    with ``device_ids=None``.
     """
     cfg.launcher = launcher
     if launcher == 'none':
         return
+    check_launcher_env(launcher)
     os.environ.setdefault('LOCAL_RANK', '0')
     if torch.cuda.is_available():
         return
     env_cfg = cfg.setdefault('env_cfg', {})
-    env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
+    dist_cfg = env_cfg.setdefault('dist_cfg', {})
+    dist_cfg['backend'] = 'gloo'
     wrapper = cfg.get('model_wrapper_cfg') or dict(
         type='MMDistributedDataParallel', broadcast_buffers=False,
         find_unused_parameters=cfg.get('find_unused_parameters', False))
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
     if launcher == 'pytorch':
+        import datetime
+
         import torch.distributed as dist
         if not dist.is_initialized():
-            dist.init_process_group(backend='gloo')
+            timeout = dist_cfg.get('timeout')
+            dist.init_process_group(
+                backend='gloo', **({} if timeout is None else dict(
+                    timeout=datetime.timedelta(seconds=timeout))))
 
 
 def build_model(cfg):

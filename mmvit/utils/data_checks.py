@@ -12,6 +12,7 @@ so a healthy run reads its annotations once.
 import json
 import os
 import os.path as osp
+import re
 from contextlib import contextmanager
 
 _LOADERS = {
@@ -102,11 +103,55 @@ def check_data(cfg, splits=('train', 'val'), parse=True):
                     dataset.get('img_suffix'))
 
 
+_MISSING = re.compile(r"No such file or directory: '([^']+)'")
+_UNREADABLE = re.compile(r'failed to load image: (\S+)')
+
+
+def _image_folders(cfg, splits):
+    """(dataloader name, image folder) of the datasets of ``splits``."""
+    for split in splits:
+        loader = cfg.get(_LOADERS[split])
+        for dataset in _datasets((loader or {}).get('dataset')):
+            prefix = dataset.get('data_prefix') or {}
+            folder = prefix.get('img') or prefix.get('img_path') or ''
+            root = dataset.get('data_root', '')
+            if folder or root:
+                yield _LOADERS[split], _join(root, folder), dataset
+
+
+def image_error(err, cfg, splits):
+    """A clear error for a missing or undecodable image behind ``err`` (also
+    when it was raised in a dataloader worker), or None."""
+    text = str(err)
+    missing, unreadable = _MISSING.search(text), _UNREADABLE.search(text)
+    match = missing or unreadable
+    if match is None:
+        return None
+    path = match.group(1)
+    if not path.lower().endswith(IMAGE_SUFFIXES):
+        return None
+    where = ''
+    for loader, folder, dataset in _image_folders(cfg, splits):
+        if folder and osp.abspath(path).startswith(osp.abspath(folder)):
+            ann = dataset.get('ann_file')
+            where = f'{loader}.dataset' + (
+                f' (listed in {_join(dataset.get("data_root", ""), ann)})'
+                if ann else '')
+            break
+    what = ('does not exist' if missing else
+            'cannot be decoded (a damaged or truncated file, or not an image)')
+    error = (FileNotFoundError if missing else ValueError)(
+        f'{where or "dataset"}: image {path!r} {what}; restore the file or '
+        'remove it from the dataset')
+    return error
+
+
 @contextmanager
 def data_errors_explained(cfg, splits):
     """Run the cheap checks, then the body (a training or a test); if the
     body fails and the full checks find the data at fault, raise their error
-    (naming the file) from the original one."""
+    (naming the file) from the original one; a missing or damaged image is
+    named with the dataset it belongs to."""
     check_data(cfg, splits, parse=False)
     try:
         yield
@@ -115,4 +160,7 @@ def data_errors_explained(cfg, splits):
             check_data(cfg, splits)
         except (FileNotFoundError, ValueError) as data_err:
             raise data_err from err
+        explained = image_error(err, cfg, splits)
+        if explained is not None:
+            raise explained from err
         raise

@@ -49,19 +49,31 @@ def _history_buffer_getattr(obj, name, *default):
 
 
 def register_safe_globals():
-    """Allow-list the plain data types found in mmengine/official files."""
+    """Allow-list the plain data types found in mmengine/official files, and
+    make mmengine's loader of local checkpoint files (``load_from``,
+    ``resume``, ``init_cfg=dict(type='Pretrained')`` of upstream modules)
+    read them with :func:`safe_torch_load`, whose errors name the file."""
     global _REGISTERED
     if _REGISTERED:
         return
     from mmengine.logging.history_buffer import HistoryBuffer
+    from mmengine.runner.checkpoint import CheckpointLoader
     torch.serialization.add_safe_globals(
         [argparse.Namespace, HistoryBuffer,
          (_history_buffer_getattr, 'builtins.getattr')] + _numpy_globals())
+    CheckpointLoader.register_scheme(prefixes='', loader=_load_local,
+                                     force=True)
     _REGISTERED = True
 
 
-def safe_torch_load(path, map_location='cpu'):
-    """Load ``path`` with ``weights_only=True`` and explain every failure.
+def _load_local(filename, map_location=None):
+    """mmengine's scheme for local paths, through :func:`safe_torch_load`."""
+    return safe_torch_load(os.path.expanduser(filename), map_location)
+
+
+def safe_torch_load(path, map_location='cpu', mmap=False):
+    """Load ``path`` with ``weights_only=True`` and explain every failure
+    (``mmap``: map the tensors' storage instead of reading it).
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -73,7 +85,8 @@ def safe_torch_load(path, map_location='cpu'):
         raise FileNotFoundError(f'checkpoint file {path!r} does not exist')
     register_safe_globals()
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True,
+                          mmap=mmap or None)
     except pickle.UnpicklingError as err:
         raise RuntimeError(
             f'refused to load checkpoint {path!r}: unpickling it would '

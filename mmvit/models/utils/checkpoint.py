@@ -106,17 +106,21 @@ def load_pretrained(module, path, prefix=None, sha256=None) -> LoadReport:
         f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
         for k, v in state_dict.items() if k in own and v.shape != own[k].shape
     ]
+    loaded = [k for k, v in state_dict.items()
+              if k in own and v.shape == own[k].shape]
+    missing = sorted(set(own) - set(state_dict))
+    if len(own) - len(missing) < len(own) / 2:  # few names in common
+        raise ValueError(
+            f'checkpoint {str(path)!r} does not fit {owner}: it provides '
+            f'{len(loaded)} of its {len(own)} tensors (weights of another '
+            f'family or model?); {len(missing)} are missing (e.g. '
+            f'{_show(missing, 3)}), {len(mismatched)} have other shapes; '
+            f'the file\'s first keys are: {_show(state_dict, 5)}')
     if mismatched:
         raise ValueError(
             f'checkpoint {str(path)!r} does not fit {owner} (another variant?):'
             f' {len(mismatched)} tensors have other shapes:\n  ' +
             '\n  '.join(mismatched[:30]))
-    loaded = [k for k in state_dict if k in own]
-    if not loaded:
-        raise ValueError(
-            f'checkpoint {str(path)!r}: none of its keys belongs to {owner}; '
-            f'its first keys are: {_show(state_dict, 8)}')
-    missing = sorted(set(own) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(own))
     module.load_state_dict(state_dict, strict=False)
     print_log(
