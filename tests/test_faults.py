@@ -3,6 +3,7 @@ nodes and a dying rank, through the real tools."""
 import glob
 import json
 import os
+import os.path as osp
 import re
 import signal
 import subprocess
@@ -63,24 +64,41 @@ runpy.run_path(sys.argv[0], run_name='__main__')
 '''
 
 
-def _train(work_dir, data_root, epochs, *extra):
-    return ['tools/train.py', CONFIG, '--overlay', OVERLAY, '--work-dir',
-            str(work_dir), *extra] + toy_options(data_root, epochs) + [
-                'train_cfg.val_interval=10']
-
-
 def _output(proc):
     return proc.stdout + proc.stderr
 
 
-def test_kill_while_saving_keeps_the_previous_checkpoint(toy_coco, tmp_path):
-    work = tmp_path / 'work'
+def _exact_args(data_root, work_dir, epochs=3, extra=()):
+    """3 epochs of 4 iterations, validation at the end, deterministic."""
+    return ['tools/train.py', CONFIG, '--overlay', OVERLAY, '--work-dir',
+            str(work_dir)] + list(extra) + toy_options(data_root, epochs) + [
+                'train_dataloader.batch_size=2', 'train_cfg.val_interval=3',
+                'randomness.deterministic=True']
+
+
+def _last_metric(work_dir, key='coco/bbox_mAP'):
+    values = []
+    for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
+                                          'scalars.json'))):
+        values += [json.loads(line)[key] for line in open(path)
+                   if key in line]
+    return values[-1]
+
+
+def test_kill_while_saving_then_resume_matches_an_uninterrupted_run(
+        toy_coco, tmp_path):
+    """SIGKILL in the middle of writing the second checkpoint, resume: the
+    previous checkpoint survived, and the resumed run ends with the weights
+    and COCO AP of a run that was never interrupted (RNG states restored by
+    mmvit.RandomStateHook)."""
+    whole, work = tmp_path / 'whole', tmp_path / 'work'
+    run_tool(_exact_args(toy_coco, whole))
     driver = tmp_path / 'driver.py'
     driver.write_text(_DRIVER.format(root=ROOT))
     # keep one checkpoint only: mmengine's own hook deletes epoch_1.pth
     # before writing epoch_2.pth, so this kill would leave nothing complete
     proc = subprocess.run(
-        [sys.executable, str(driver)] + _train(work, toy_coco, 2) +
+        [sys.executable, str(driver)] + _exact_args(toy_coco, work) +
         ['default_hooks.checkpoint.max_keep_ckpts=1'], cwd=ROOT,
         env=dict(os.environ, PYTHONPATH=ROOT, KILL_AT_SAVE='2'),
         capture_output=True, text=True, timeout=600)
@@ -92,29 +110,36 @@ def test_kill_while_saving_keeps_the_previous_checkpoint(toy_coco, tmp_path):
     (partial, ) = glob.glob(str(work / '.epoch_2.pth.tmp-*'))
     assert checkpoint_problem(partial) is not None  # really cut short
 
-    proc = run_tool(_train(work, toy_coco, 2, '--resume'))
-    assert 'resumed epoch: 1, iter: 2' in _output(proc)
-    assert checkpoint_problem(str(work / 'epoch_2.pth')) is None
+    proc = run_tool(_exact_args(toy_coco, work, extra=['--resume']))
+    assert 'resumed epoch: 1, iter: 4' in _output(proc)
     assert not glob.glob(str(work / '.*.tmp-*'))  # the rest was cleaned
-    assert read_last_checkpoint(work) == str(work / 'epoch_2.pth')
+    newest = work / 'epoch_3.pth'
+    assert read_last_checkpoint(work) == str(newest)
+    a = safe_torch_load(whole / 'epoch_3.pth')['state_dict']
+    b = safe_torch_load(newest)['state_dict']
+    assert a.keys() == b.keys()
+    worst = max((a[k].double() - b[k].double()).abs().max().item()
+                for k in a if a[k].is_floating_point())
+    assert worst <= 1e-6, worst
+    assert _last_metric(whole) == _last_metric(work)
 
     # the newest checkpoint damaged after the fact (a disk fault, a copy cut
     # short): an explicit --resume of it is refused, naming the good one ...
-    newest = work / 'epoch_2.pth'
     data = newest.read_bytes()
     newest.write_bytes(data[:len(data) // 3])
+    second = str(work / 'epoch_2.pth')
     from mmvit.utils.config import resume_checkpoint
     with pytest.raises(RuntimeError) as error:
         resume_checkpoint(str(work), str(newest))  # what train.py calls
     assert f"--resume '{newest}': cannot resume from this file" in str(
         error.value)
-    assert f"next to it is '{first}'" in str(error.value)
-    # ... and --resume without a path falls back to it, naming both (one
-    # epoch to train: the resumed run ends at once)
-    proc = run_tool(_train(work, toy_coco, 1, '--resume'))
+    assert f"next to it is '{second}'" in str(error.value)
+    # ... and --resume without a path falls back to it, naming both (two
+    # epochs to train: the resumed run ends at once)
+    proc = run_tool(_exact_args(toy_coco, work, 2, ['--resume']))
     assert (f"the newest checkpoint '{newest}' cannot be used" in
-            proc.stderr and f"resuming from '{first}'" in proc.stderr)
-    assert 'resumed epoch: 1, iter: 2' in _output(proc)
+            proc.stderr and f"resuming from '{second}'" in proc.stderr)
+    assert 'resumed epoch: 2, iter: 8' in _output(proc)
     assert newest.stat().st_size == len(data) // 3  # left as it was
 
 

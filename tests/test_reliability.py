@@ -1,13 +1,8 @@
-"""Hard kills and resume, non-finite losses, bad data and configs."""
-import glob
+"""Non-finite losses, bad data and configs, hostile checkpoints (hard
+kills and resume: tests/test_faults.py)."""
 import json
 import os
 import os.path as osp
-import re
-import signal
-import subprocess
-import sys
-import time
 
 import cv2
 import numpy as np
@@ -19,57 +14,6 @@ from mmvit.utils import safe_torch_load
 from mmvit.utils.config import load_config
 from mmvit.utils.data_checks import check_data
 from test_training import CONFIG, OVERLAY, toy_options
-
-
-def _train_args(data_root, work_dir, extra=()):
-    options = toy_options(data_root, 3)
-    options += ['train_dataloader.batch_size=2',  # 4 iterations an epoch
-                'train_cfg.val_interval=3', 'randomness.deterministic=True']
-    return ['tools/train.py', CONFIG, '--overlay', OVERLAY, '--work-dir',
-            str(work_dir)] + list(extra) + options
-
-
-def _last_metric(work_dir, key='coco/bbox_mAP'):
-    values = []
-    for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                          'scalars.json'))):
-        values += [json.loads(line)[key] for line in open(path)
-                   if key in line]
-    return values[-1]
-
-
-def test_resume_after_sigkill_matches_an_uninterrupted_run(toy_coco,
-                                                           tmp_path):
-    whole, killed = tmp_path / 'whole', tmp_path / 'killed'
-    run_tool(_train_args(toy_coco, whole))
-
-    log = open(tmp_path / 'killed.log', 'w')
-    proc = subprocess.Popen([sys.executable] + _train_args(toy_coco, killed),
-                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                            env=dict(os.environ, PYTHONPATH=ROOT))
-    deadline = time.time() + 600
-    # kill in the middle of epoch 2, after its second iteration was logged
-    while time.time() < deadline and proc.poll() is None:
-        text = open(tmp_path / 'killed.log').read()
-        if re.search(r'Epoch\(train\) +\[2\]\[2/4\]', text):
-            break
-        time.sleep(0.2)
-    assert proc.poll() is None, 'the run ended before it could be killed'
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    assert (killed / 'epoch_1.pth').is_file()
-    assert not (killed / 'epoch_2.pth').exists()
-
-    proc = run_tool(_train_args(toy_coco, killed, ['--resume']))
-    assert 'resumed epoch: 1, iter: 4' in proc.stdout + proc.stderr
-    a = safe_torch_load(whole / 'epoch_3.pth')['state_dict']
-    b = safe_torch_load(killed / 'epoch_3.pth')['state_dict']
-    assert a.keys() == b.keys()
-    worst = max((a[k].double() - b[k].double()).abs().max().item()
-                for k in a if a[k].is_floating_point())
-    assert worst <= 1e-6, worst
-    assert _last_metric(whole) == _last_metric(killed)
 
 
 def test_non_finite_loss_stops_with_a_clear_error(toy_coco, tmp_path):
