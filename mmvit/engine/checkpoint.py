@@ -17,8 +17,10 @@ import zipfile
 from mmengine.dist import is_main_process
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.hooks import CheckpointHook, Hook
+from mmengine.runner.checkpoint import CheckpointLoader
 
 from mmvit.registry import HOOKS
+from mmvit.utils.safe_load import load_local_checkpoint
 
 ATOMIC_BACKEND = 'mmvit_atomic_local'
 _TMP_PATTERN = '.{name}.tmp-{pid}'
@@ -66,6 +68,10 @@ class AtomicLocalBackend(LocalBackend):
 
 
 register_backend(ATOMIC_BACKEND, AtomicLocalBackend, force=True)
+# every local checkpoint mmengine reads (load_from, resume, upstream modules'
+# Pretrained init) goes through safe_torch_load, whose errors name the file
+CheckpointLoader.register_scheme(prefixes='', loader=load_local_checkpoint,
+                                 force=True)
 
 
 @HOOKS.register_module()
@@ -284,12 +290,10 @@ def checkpoint_fit(model, path):
         shape``), ``total`` (the model's tensors) and ``saved_from`` (the
         model the file's run config describes, or '').
     """
+    from mmvit.models.utils.checkpoint import extract_state_dict
     from mmvit.utils.safe_load import safe_torch_load
     checkpoint = safe_torch_load(path, mmap=zipfile.is_zipfile(path))
-    state = checkpoint.get('state_dict', checkpoint) if isinstance(
-        checkpoint, dict) else {}
-    state = {k[7:] if k.startswith('module.') else k: v
-             for k, v in state.items() if hasattr(v, 'shape')}
+    state = extract_state_dict(checkpoint, path, prefix='')  # whole model
     own = model.state_dict()
     mismatched = [
         f'{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}'
@@ -298,13 +302,7 @@ def checkpoint_fit(model, path):
         missing=[k for k in own if k not in state],
         unexpected=[k for k in state if k not in own],
         mismatched=mismatched, total=len(own),
-        saved_from=_saved_model_type(checkpoint) if isinstance(
-            checkpoint, dict) else '')
-
-
-def _listing(keys, limit=6):
-    return ', '.join(keys[:limit]) + (f', ... ({len(keys) - limit} more)'
-                                      if len(keys) > limit else '')
+        saved_from=_saved_model_type(checkpoint))
 
 
 @HOOKS.register_module()
@@ -328,6 +326,8 @@ class CheckpointFitHook(Hook):
 
     def _check(self, runner, strict):
         from mmengine.model import is_model_wrapper
+
+        from mmvit.models.utils.checkpoint import show_keys
         path = getattr(runner, '_load_from', None)
         if not path or not osp.isfile(path):
             return
@@ -347,10 +347,10 @@ class CheckpointFitHook(Hook):
         if fit['missing']:
             detail.append(f'{len(fit["missing"])} of the model\'s '
                           f'{fit["total"]} tensors are missing from it '
-                          f'({_listing(fit["missing"])})')
+                          f'({show_keys(fit["missing"], 6)})')
         if fit['mismatched']:
             detail.append(f'{len(fit["mismatched"])} have other shapes '
-                          f'({_listing(fit["mismatched"], 3)})')
+                          f'({show_keys(fit["mismatched"], 3)})')
         use = 'test' if strict else 'train'
         raise RuntimeError(
             f'checkpoint {path!r} does not fit the model of this config: '
@@ -366,7 +366,11 @@ class CheckpointFitHook(Hook):
         self._check(runner, strict=True)
 
     def before_val(self, runner):
-        if getattr(runner, '_train_loop', None) is None:  # runner.val()
+        # runner.val() on its own: the train loop was never built (it is
+        # None or still its config dict); validation during training is not
+        # checked again
+        if runner._train_loop is None or isinstance(runner._train_loop,
+                                                    dict):
             self._check(runner, strict=True)
 
 

@@ -49,25 +49,22 @@ def _history_buffer_getattr(obj, name, *default):
 
 
 def register_safe_globals():
-    """Allow-list the plain data types found in mmengine/official files, and
-    make mmengine's loader of local checkpoint files (``load_from``,
-    ``resume``, ``init_cfg=dict(type='Pretrained')`` of upstream modules)
-    read them with :func:`safe_torch_load`, whose errors name the file."""
+    """Allow-list the plain data types found in mmengine/official files."""
     global _REGISTERED
     if _REGISTERED:
         return
     from mmengine.logging.history_buffer import HistoryBuffer
-    from mmengine.runner.checkpoint import CheckpointLoader
     torch.serialization.add_safe_globals(
         [argparse.Namespace, HistoryBuffer,
          (_history_buffer_getattr, 'builtins.getattr')] + _numpy_globals())
-    CheckpointLoader.register_scheme(prefixes='', loader=_load_local,
-                                     force=True)
     _REGISTERED = True
 
 
-def _load_local(filename, map_location=None):
-    """mmengine's scheme for local paths, through :func:`safe_torch_load`."""
+def load_local_checkpoint(filename, map_location=None):
+    """mmengine's ``CheckpointLoader`` scheme for local paths, through
+    :func:`safe_torch_load` (registered by :mod:`mmvit.engine`, which every
+    run with mmvit hooks imports; ``import mmvit`` alone does not import
+    mmengine's runner)."""
     return safe_torch_load(os.path.expanduser(filename), map_location)
 
 

@@ -87,7 +87,8 @@ def extract_state_dict(checkpoint, source='checkpoint',
     return state_dict
 
 
-def _show(keys, limit=20):
+def show_keys(keys, limit=20):
+    """The first ``limit`` keys, comma-separated, with how many are left."""
     keys = list(keys)
     text = ', '.join(keys[:limit])
     return text + (f', ... ({len(keys) - limit} more)'
@@ -114,8 +115,8 @@ def load_pretrained(module, path, prefix=None, sha256=None) -> LoadReport:
             f'checkpoint {str(path)!r} does not fit {owner}: it provides '
             f'{len(loaded)} of its {len(own)} tensors (weights of another '
             f'family or model?); {len(missing)} are missing (e.g. '
-            f'{_show(missing, 3)}), {len(mismatched)} have other shapes; '
-            f'the file\'s first keys are: {_show(state_dict, 5)}')
+            f'{show_keys(missing, 3)}), {len(mismatched)} have other shapes; '
+            f'the file\'s first keys are: {show_keys(state_dict, 5)}')
     if mismatched:
         raise ValueError(
             f'checkpoint {str(path)!r} does not fit {owner} (another variant?):'
@@ -128,8 +129,9 @@ def load_pretrained(module, path, prefix=None, sha256=None) -> LoadReport:
         logger='current')
     if missing:
         print_log(f'{owner}: missing keys (left as initialised): '
-                  f'{_show(missing)}', logger='current', level=30)
+                  f'{show_keys(missing)}', logger='current', level=30)
     if unexpected:
-        print_log(f'{owner}: unexpected keys (not used): {_show(unexpected)}',
+        print_log(f'{owner}: unexpected keys (not used): '
+                  f'{show_keys(unexpected)}',
                   logger='current', level=30)
     return LoadReport(loaded, missing, unexpected)
