@@ -44,6 +44,30 @@ def toy_ade(tmp_path_factory):
     return write_toy_data(tmp_path_factory, 'ade', 4, 2, 64)
 
 
+@pytest.fixture(scope='session')
+def toy_imagenet(tmp_path_factory):
+    """A tiny ImageNet-layout set: 16 train / 8 val images of 48 px."""
+    return write_toy_data(tmp_path_factory, 'imagenet', 16, 8, 48)
+
+
+def run_main(script, args):
+    """Run a project script's ``main(args)`` in this process, from the
+    repository root (the command line's code without a new interpreter);
+    returns what it returns."""
+    import importlib.util
+    name = osp.splitext(osp.basename(script))[0]
+    spec = importlib.util.spec_from_file_location(f'_script_{name}',
+                                                  osp.join(ROOT, script))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        return module.main([str(a) for a in args])
+    finally:
+        os.chdir(cwd)
+
+
 def make_runner(cfg, work_dir):
     """An mmengine Runner for ``cfg`` on CPU: no worker processes, seed 0."""
     import mmvit  # noqa: F401

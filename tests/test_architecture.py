@@ -22,7 +22,7 @@ RANKS = [
     (r'mmvit\.converters(\..*)?$|mmvit\.models\.(layers|utils)(\..*)?$', 1),
     (r'mmvit\.models\.backbones(\..*)?$', 2),
     (r'mmvit\.models(\.__init__)?$|'
-     r'mmvit\.models\.(necks|heads|plugins)(\..*)?$', 3),
+     r'mmvit\.models\.(necks|heads|plugins|tta)(\..*)?$', 3),
     (r'mmvit\.(deploy|datasets)(\..*)?$', 4),
     (r'mmvit\.engine(\..*)?$', 4.5),
     (r'mmvit\.utils\.(config|data_checks)$', 4.7),
@@ -111,7 +111,9 @@ def test_model_files_have_one_forward_per_module():
 
 
 def test_tools_are_thin():
-    tools = glob.glob(osp.join(ROOT, 'tools', '**', '*.py'), recursive=True)
+    tools = glob.glob(osp.join(ROOT, 'tools', '**', '*.py'),
+                      recursive=True) + glob.glob(osp.join(ROOT, 'demo',
+                                                           '*.py'))
     assert tools
     for path in tools:
         lines = len(open(path).read().splitlines())

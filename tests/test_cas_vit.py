@@ -1,6 +1,5 @@
 import pytest
 import torch
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from conftest import randomize
 from mmvit.models import CASViT

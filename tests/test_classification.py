@@ -8,7 +8,7 @@ import re
 import pytest
 import torch
 
-from conftest import ROOT, make_runner, randomize, run_tool, write_toy_data
+from conftest import ROOT, make_runner, randomize, run_tool
 from mmvit.utils.config import load_config
 
 CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', 'imagenet_*.py')))
@@ -148,12 +148,6 @@ def test_converter_errors(tmp_path):
 
 
 # --- training on the built-in data -------------------------------------------
-@pytest.fixture(scope='module')
-def toy_imagenet(tmp_path_factory):
-    """A tiny ImageNet-layout set: 16 train / 8 val images of 48 px."""
-    return write_toy_data(tmp_path_factory, 'imagenet', 16, 8, 48)
-
-
 @pytest.mark.parametrize('family,arch', [
     ('cas_vit', 'xs'), ('cmt', 'ti'), ('efficientvit', 'm0'),
     ('castling_vit', 'xs')])

@@ -2,7 +2,6 @@ import re
 
 import pytest
 import torch
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from conftest import randomize
 from mmvit.models import CMT

@@ -8,6 +8,7 @@ of 32). The RetinaNet test runs the tool itself, on a checkpoint.
 """
 import copy
 import os.path as osp
+import re
 import subprocess
 import sys
 
@@ -173,8 +174,8 @@ def test_retinanet_tool_exports_dense_outputs(tmp_path):
     checkpoint = tmp_path / 'detector.pth'
     torch.save({'state_dict': detector.state_dict()}, checkpoint)
     out = tmp_path / 'retinanet.onnx'
-    proc = run_tool([TOOL, config, '--checkpoint', str(checkpoint),
-                     '--shape', '256', '320', '--out', str(out),
+    proc = run_tool([TOOL, config, '--dense-outputs', '--checkpoint',
+                     str(checkpoint), '--shape', '256', '320', '--out', str(out),
                      '--verify', '--verify-shape', '201', '275'])
     assert proc.stdout.count('-> OK') == 2, proc.stdout
 
@@ -196,13 +197,83 @@ def test_retinanet_tool_exports_dense_outputs(tmp_path):
             assert float(np.abs(value - ref.numpy()).max()) <= ATOL
 
 
-def test_unsupported_configs_are_refused():
-    with pytest.raises(tool.ToolError, match='MaskRCNN.*single-stage'):
+def test_dense_outputs_need_a_single_stage_detector():
+    with pytest.raises(tool.ToolError, match='MaskRCNN.*single-stage.*'
+                       'whole model exports'):
         tool.build_detector(osp.join(ROOT, 'configs',
                                      'mask_rcnn_cas_vit_xs.py'))
-    with pytest.raises(tool.ToolError, match='mmseg model.*--backbone'):
+    with pytest.raises(tool.ToolError, match='mmseg model.*single-stage'):
         tool.build_detector(osp.join(ROOT, 'configs',
                                      'semantic_fpn_cas_vit_xs.py'))
+    with pytest.raises(tool.ToolError, match='mmpretrain model.*--backbone'):
+        tool.build_config_model(osp.join(ROOT, 'configs',
+                                         'imagenet_cas_vit_xs.py'))
+
+
+# -- whole models, post-processing included -----------------------------------
+def _toy_whole_model(config, overlay):
+    """A toy-overlay model (3 classes: an untrained two-stage detector
+    scores above the 0.05 threshold) with strong random weights; RetinaNet's
+    class prior raised so that it detects too."""
+    cfg, model = tool.build_config_model(
+        osp.join(ROOT, 'configs', config),
+        overlays=[osp.join(ROOT, 'configs', '_toy_', overlay)])
+    _strong_random(model.backbone)
+    head = getattr(model, 'bbox_head', None)
+    if head is not None:
+        torch.nn.init.constant_(head.retina_cls.bias, -1.0)
+    return cfg, model.eval()
+
+
+@pytest.mark.parametrize('config,overlay', [
+    ('retinanet_efficientvit_m0.py', 'retinanet.py'),
+    ('mask_rcnn_cmt_ti.py', 'mask_rcnn.py'),
+    ('upernet_cas_vit_xs.py', 'upernet.py'),
+], ids=['retinanet', 'mask_rcnn', 'upernet'])
+def test_whole_model_matches_pytorch_at_other_sizes(config, overlay,
+                                                    tmp_path):
+    """The deployed detector / segmentor, post-processing included, traced
+    at one size: onnxruntime's boxes, scores, labels and pasted masks, or
+    label maps, equal the eval model's ``predict`` on images of two other
+    sizes (the toy pipeline resizes them to 128x96 and 86x128 inputs)."""
+    cfg, model = _toy_whole_model(config, overlay)
+    deployed = switch_to_deploy(copy.deepcopy(model))
+    path = str(tmp_path / 'model.onnx')
+    inputs, outputs = tool.export_end_to_end(deployed, (128, 128), path)
+    images = tool.synthetic_images(str(tmp_path), [(96, 128), (150, 100)])
+    results = tool.verify_end_to_end(cfg, model, path, images, threads=2)
+    for image, size, comparison in results:
+        assert not tool.within_tolerance(comparison), (image, comparison)
+        if 'count' in comparison:
+            assert comparison['count'][0] > 0, comparison
+            assert ('mask_pixels_differing' in comparison) == \
+                ('masks' in outputs)
+    assert len({size for _, size, _ in results}) == 2
+
+
+def test_whole_model_tool_verifies_and_times(tmp_path, capsys):
+    """tools/deployment/pytorch2onnx.py CONFIG: export, --verify on
+    --image files and --benchmark (PyTorch eval and deployed against
+    onnxruntime, interleaved)."""
+    cfg, model = _toy_whole_model('retinanet_efficientvit_m0.py',
+                                  'retinanet.py')
+    checkpoint = tmp_path / 'detector.pth'
+    torch.save({'state_dict': model.state_dict()}, checkpoint)
+    images = tool.synthetic_images(str(tmp_path), [(90, 120)])
+    out = tmp_path / 'whole.onnx'
+    from conftest import run_main
+    status = run_main('tools/deployment/pytorch2onnx.py', [
+        'configs/retinanet_efficientvit_m0.py', '--overlay',
+        'configs/_toy_/retinanet.py', '--checkpoint', checkpoint, '--out',
+        out, '--shape', '128', '128', '--verify', '--image', images[0],
+        '--benchmark', '--repeat', '2', '--threads', '2'])
+    printed = capsys.readouterr().out
+    assert status == 0, printed
+    assert 'inputs: input, img_shape, scale_factor; outputs: dets, labels' \
+        in printed
+    assert printed.count('-> OK') == 1
+    for name in ('PyTorch eval', 'PyTorch deployed', 'onnxruntime'):
+        assert re.search(name + r' +[\d.]+ ms', printed), printed
 
 
 def test_bad_arguments_fail_clearly(tmp_path):

@@ -8,8 +8,6 @@ import sys
 
 import pytest
 
-from conftest import ROOT
-
 SCRIPT = '''
 import sys
 from mmengine.registry import DefaultScope

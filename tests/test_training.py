@@ -13,7 +13,6 @@ OVERLAY = osp.join(ROOT, 'configs', '_toy_', 'retinanet.py')
 
 
 def toy_options(data_root, epochs):
-    img_scale = '(96,96)'
     return [
         '--cfg-options',
         f'train_dataloader.dataset.data_root={data_root}/',

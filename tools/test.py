@@ -43,6 +43,10 @@ def parse_args(argv=None):
         '--deploy', action='store_true',
         help='fold Conv+BN pairs and drop training-only branches after the '
         'checkpoint is loaded (mmvit.deploy.switch_to_deploy)')
+    parser.add_argument(
+        '--tta', action='store_true',
+        help='test-time augmentation: the config\'s tta_model and '
+        'tta_pipeline (flip and multi-scale)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
@@ -101,7 +105,7 @@ def main(argv=None):
     from mmengine.runner import Runner
 
     from mmvit.utils.config import (check_checkpoint_file, prepare_config,
-                                    shutdown_distributed)
+                                    shutdown_distributed, use_tta)
     from mmvit.utils.data_checks import data_errors_explained
 
     check_checkpoint_file(args.checkpoint, 'checkpoint')
@@ -111,6 +115,8 @@ def main(argv=None):
         enable_visualization(cfg, args)
     if args.out is not None:
         add_dump(cfg, args)
+    if args.tta:
+        use_tta(cfg, args.config)
     if args.deploy:
         cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
             dict(type='mmvit.DeployHook')]

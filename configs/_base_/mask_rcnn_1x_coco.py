@@ -8,6 +8,7 @@ _base_ = [
     'mmdet::_base_/schedules/schedule_1x.py',
     'mmdet::_base_/default_runtime.py',
     './mmvit_runtime.py',
+    './det_tta.py',
 ]
 
 train_dataloader = dict(batch_size=2, num_workers=2)
@@ -17,6 +18,8 @@ optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05),
     paramwise_cfg=dict(norm_decay_mult=0.))
 auto_scale_lr = dict(enable=False, base_batch_size=16)
+# test-time augmentation (--tta): boxes and masks merged
+tta_model = dict(type='mmvit.MaskDetTTAModel')
 # checkpoints written atomically (temporary file + rename), old ones removed
 # only after the new one is complete
 default_hooks = dict(checkpoint=dict(type='mmvit.AtomicCheckpointHook'))

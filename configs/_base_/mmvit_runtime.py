@@ -9,3 +9,9 @@ custom_hooks = [
     dict(type='mmvit.RandomStateHook'),
     dict(type='mmvit.CheckpointFitHook'),
 ]
+# Every tool that reads this config imports mmvit first (mmengine's
+# `custom_imports`): the upstream tools and Inferencers (DetInferencer,
+# MMSegInferencer, ImageClassificationInferencer, browse_dataset, ...) then
+# find the mmvit scope, and torch.load reads mmengine's checkpoints (their
+# message hub) with weights_only=True, also on a config a run dumped.
+custom_imports = dict(imports=['mmvit'], allow_failed_imports=False)

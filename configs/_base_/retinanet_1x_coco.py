@@ -9,6 +9,7 @@ _base_ = [
     'mmdet::_base_/schedules/schedule_1x.py',
     'mmdet::_base_/default_runtime.py',
     './mmvit_runtime.py',
+    './det_tta.py',
 ]
 
 train_dataloader = dict(batch_size=2, num_workers=2)

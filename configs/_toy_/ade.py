@@ -22,6 +22,20 @@ test_pipeline = [
     dict(type='LoadAnnotations', reduce_zero_label=True),
     dict(type='PackSegInputs'),
 ]
+# --tta: the toy scale, 0.75x and 1.25x, each with and without a flip
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [dict(type='Resize', scale=s, keep_ratio=True)
+             for s in [(256, 128), (192, 96), (320, 160)]],
+            [dict(type='RandomFlip', prob=0., direction='horizontal'),
+             dict(type='RandomFlip', prob=1., direction='horizontal')],
+            [dict(type='LoadAnnotations', reduce_zero_label=True)],
+            [dict(type='PackSegInputs')],
+        ])
+]
 train_dataloader = dict(
     batch_size=8,
     num_workers=2,

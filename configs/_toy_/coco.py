@@ -24,6 +24,23 @@ test_pipeline = [
         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
                    'scale_factor')),
 ]
+# --tta: the toy scale, 0.75x and 1.25x, each with and without a flip
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [dict(type='Resize', scale=s, keep_ratio=True)
+             for s in [img_scale, (96, 96), (160, 160)]],
+            [dict(type='RandomFlip', prob=1.),
+             dict(type='RandomFlip', prob=0.)],
+            [dict(type='LoadAnnotations', with_bbox=True)],
+            [dict(
+                type='PackDetInputs',
+                meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                           'scale_factor', 'flip', 'flip_direction'))],
+        ])
+]
 train_dataloader = dict(
     batch_size=8,
     num_workers=2,

@@ -305,6 +305,37 @@ def checkpoint_fit(model, path):
         saved_from=_saved_model_type(checkpoint))
 
 
+def require_fit(model, path, min_fraction=1.0, use='test'):
+    """Raise unless the checkpoint at ``path`` gives ``model`` at least
+    ``min_fraction`` of its tensors with their shapes (1.0: every tensor).
+
+    The error counts and lists the missing and mismatched tensors and names
+    the model the file was saved from and the one ``model`` is; ``use``
+    says what is refused (``'test'``, ``'train'``, ``'run inference'``).
+    """
+    from mmvit.models.utils.checkpoint import show_keys
+    fit = checkpoint_fit(model, path)
+    bad = len(fit['missing']) + len(fit['mismatched'])
+    if fit['total'] - bad >= min_fraction * fit['total']:
+        return
+    origin = (f' The file was saved from a {fit["saved_from"]}; this '
+              f'config builds a {type(model).__name__}'
+              f'{_backbone_words(model)}.' if fit['saved_from'] else '')
+    detail = []
+    if fit['missing']:
+        detail.append(f'{len(fit["missing"])} of the model\'s '
+                      f'{fit["total"]} tensors are missing from it '
+                      f'({show_keys(fit["missing"], 6)})')
+    if fit['mismatched']:
+        detail.append(f'{len(fit["mismatched"])} have other shapes '
+                      f'({show_keys(fit["mismatched"], 3)})')
+    raise RuntimeError(
+        f'checkpoint {path!r} does not fit the model of this config: '
+        f'{"; ".join(detail)}.{origin} Refusing to {use} with randomly '
+        'initialised layers; pass the checkpoint of this config\'s model '
+        '(or the matching config).')
+
+
 @HOOKS.register_module()
 class CheckpointFitHook(Hook):
     """Refuse a ``load_from`` checkpoint that does not fit the model.
@@ -325,38 +356,15 @@ class CheckpointFitHook(Hook):
         self.min_train_fraction = min_train_fraction
 
     def _check(self, runner, strict):
-        from mmengine.model import is_model_wrapper
-
-        from mmvit.models.utils.checkpoint import show_keys
+        from mmengine.model import BaseTTAModel, is_model_wrapper
         path = getattr(runner, '_load_from', None)
         if not path or not osp.isfile(path):
             return
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
-        fit = checkpoint_fit(model, path)
-        bad = len(fit['missing']) + len(fit['mismatched'])
-        if strict and bad == 0:
-            return
-        if not strict and fit['total'] - bad >= (self.min_train_fraction *
-                                                 fit['total']):
-            return
-        origin = (f' The file was saved from a {fit["saved_from"]}; this '
-                  f'config builds a {type(model).__name__}'
-                  f'{_backbone_words(model)}.' if fit['saved_from'] else '')
-        detail = []
-        if fit['missing']:
-            detail.append(f'{len(fit["missing"])} of the model\'s '
-                          f'{fit["total"]} tensors are missing from it '
-                          f'({show_keys(fit["missing"], 6)})')
-        if fit['mismatched']:
-            detail.append(f'{len(fit["mismatched"])} have other shapes '
-                          f'({show_keys(fit["mismatched"], 3)})')
-        use = 'test' if strict else 'train'
-        raise RuntimeError(
-            f'checkpoint {path!r} does not fit the model of this config: '
-            f'{"; ".join(detail)}.{origin} Refusing to {use} with randomly '
-            'initialised layers; pass the checkpoint of this config\'s model '
-            '(or the matching config).')
+        model = runner.model
+        while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+            model = model.module  # the checkpoint is the wrapped model's
+        require_fit(model, path, 1.0 if strict else self.min_train_fraction,
+                    'test' if strict else 'train')
 
     def before_train(self, runner):
         if not runner._resume:

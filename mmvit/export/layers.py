@@ -149,5 +149,44 @@ def _nchw(module):
     return swap_class(module, _NCHW[type(module)])
 
 
+def _bin_weights(size, bins, like):
+    """(bins, size) averaging weights of adaptive pooling: row ``i`` is
+    ``1 / len`` over ``[floor(i * size / bins), ceil((i + 1) * size /
+    bins))``, as PyTorch's adaptive pools define their bins."""
+    index = torch.arange(bins, device=like.device)
+    start = torch.div(index * size, bins, rounding_mode='floor')
+    end = torch.div((index + 1) * size + bins - 1, bins,
+                    rounding_mode='floor')
+    position = torch.arange(size, device=like.device)
+    inside = (position[None] >= start[:, None]) & \
+        (position[None] < end[:, None])
+    return inside.to(like.dtype) / (end - start)[:, None].to(like.dtype)
+
+
+class MatrixAdaptiveAvgPool2d(nn.AdaptiveAvgPool2d):
+    """``AdaptiveAvgPool2d`` as two products with bin-averaging matrices
+    built from the input's size: the same bins and averages for every size
+    (ONNX has no adaptive pooling for sizes known only at run time, as in
+    mmseg's pyramid pooling)."""
+
+    def forward(self, x):
+        out_h, out_w = (self.output_size, ) * 2 if isinstance(
+            self.output_size, int) else self.output_size
+        height, width = x.shape[-2:]
+        out_h = height if out_h is None else out_h
+        out_w = width if out_w is None else out_w
+        rows = _bin_weights(height, out_h, x)
+        cols = _bin_weights(width, out_w, x)
+        return rows @ x @ cols.transpose(0, 1)
+
+
+@export_rule(nn.AdaptiveAvgPool2d)
+def _adaptive_pool(module):
+    if module.output_size in (1, (1, 1)):
+        return module  # a global average exports for every size
+    return swap_class(module, MatrixAdaptiveAvgPool2d)
+
+
 __all__ = ['prepare_for_export', 'export_rule', 'PadForPatches',
-           'AlwaysResizedPositionBias', 'PaddedWindowAttention']
+           'AlwaysResizedPositionBias', 'PaddedWindowAttention',
+           'MatrixAdaptiveAvgPool2d']

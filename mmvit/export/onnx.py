@@ -9,6 +9,8 @@ dynamic graph serves every input size.
 import copy
 import os
 import os.path as osp
+import tempfile
+import time
 import warnings
 
 from mmvit.families import backbone_types
@@ -27,7 +29,8 @@ def check_export_args(args):
     """Check the arguments of the export tool; :class:`ToolError` names
     the bad one."""
     if (args.config is None) == (args.backbone is None):
-        raise ToolError('give either a detector CONFIG or --backbone NAME '
+        raise ToolError('give either a detector or segmentor CONFIG or '
+                        '--backbone NAME '
                         '(not both, not neither)')
     if args.backbone is not None:
         if args.backbone not in backbone_types():
@@ -52,7 +55,24 @@ def check_export_args(args):
         args.opset = DEFAULT_OPSET[args.exporter]
     if args.out is not None and osp.isdir(args.out):
         raise ToolError(f'--out {args.out!r} is a directory; name a file')
-
+    whole = args.config is not None and not args.dense_outputs
+    if args.backbone is not None and args.dense_outputs:
+        raise ToolError('--dense-outputs applies to a RetinaNet CONFIG, not '
+                        'to --backbone')
+    if not whole and (args.image or args.benchmark):
+        raise ToolError('--image and --benchmark apply to whole models (a '
+                        'CONFIG without --dense-outputs)')
+    if whole and args.exporter != 'torchscript':
+        raise ToolError('whole models (post-processing included) export '
+                        'with --exporter torchscript only')
+    if whole and not args.dynamic:
+        raise ToolError('whole models export with dynamic sizes only (the '
+                        'number of detections varies); drop --static')
+    for image in args.image:
+        if not osp.isfile(image):
+            raise ToolError(f'--image {image!r} does not exist')
+    if args.repeat < 1 or (args.threads is not None and args.threads < 1):
+        raise ToolError('--repeat and --threads take positive numbers')
 
 
 # -- building the model -----------------------------------------------------
@@ -108,27 +128,26 @@ def dense_outputs(detector):
     return DenseOutputs(detector)
 
 
-def build_detector(config, checkpoint=None):
-    """The single-stage mmdet detector of ``config``, ``checkpoint`` loaded;
-    :class:`ToolError` for any other model."""
-    from mmvit.utils.config import build_model, check_mmvit_types, load_config
-    cfg = load_config(config)
-    check_mmvit_types(cfg, config)
+def build_detector(config, checkpoint=None, overlays=(), cfg_options=None):
+    """The single-stage mmdet detector of ``config`` for its dense outputs
+    (``--dense-outputs``), ``checkpoint`` loaded; :class:`ToolError` for
+    any other model."""
+    cfg, model = build_config_model(config, None, overlays, cfg_options)
     scope = cfg.get('default_scope', 'mmdet')
-    model_type = cfg.model.get('type', '?')
+    whole = ('; without --dense-outputs the whole model exports, '
+             'post-processing included')
     if scope != 'mmdet':
         raise ToolError(
-            f'{config} builds an {scope} model ({model_type}); this tool '
-            'exports backbones (--backbone) and single-stage mmdet detectors '
-            'such as RetinaNet (configs/retinanet_*.py)')
+            f'{config} builds an {scope} model ({type(model).__name__}); '
+            'dense outputs exist for single-stage mmdet detectors such as '
+            f'RetinaNet (configs/retinanet_*.py){whole}')
     from mmdet.models.detectors import SingleStageDetector
-    model = build_model(cfg)
     if not isinstance(model, SingleStageDetector):
         raise ToolError(
             f'{config} builds a {type(model).__name__}, whose outputs need '
             'RoI operators and per-image metadata; only single-stage '
-            'detectors (RetinaNet, configs/retinanet_*.py) export as plain '
-            'tensors here. Export its backbone with --backbone instead.')
+            'detectors (RetinaNet, configs/retinanet_*.py) have dense '
+            f'outputs{whole}')
     if checkpoint is not None:
         load_detector_checkpoint(model, checkpoint)
     return model
@@ -186,11 +205,16 @@ def describe_preprocessing(detector):
 
 # -- export -----------------------------------------------------------------
 def export(model, example, path, dynamic=True, exporter='torchscript',
-           opset=None, output_names=None):
-    """Export ``model`` (eval mode) traced on ``example`` to ``path``.
+           opset=None, output_names=None, input_names=('input', ),
+           dynamic_axes=None):
+    """Export ``model`` (eval mode) traced on ``example`` (a tensor, or a
+    tuple of tensors named by ``input_names``) to ``path``.
 
-    Returns the output names. Raises :class:`ToolError` when a dynamic
-    export came out static.
+    ``dynamic_axes`` (torchscript exporter) names the dynamic dimensions
+    of every input and output; by default the first input's batch, height
+    and width and every output's batch and spatial sizes. Returns the
+    output names. Raises :class:`ToolError` when a dynamic export came out
+    static.
     """
     import torch
     if exporter not in EXPORTERS:
@@ -199,12 +223,14 @@ def export(model, example, path, dynamic=True, exporter='torchscript',
     opset = opset or DEFAULT_OPSET[exporter]
     from .layers import prepare_for_export
     model = prepare_for_export(copy.deepcopy(model)).eval()
+    example = example if isinstance(example, tuple) else (example, )
     with torch.no_grad():
-        outputs = model(example)
+        outputs = model(*example)
     if isinstance(outputs, torch.Tensor):
         outputs = (outputs, )
     if output_names is None:
         output_names = [f'out{i}' for i in range(len(outputs))]
+    input_names = list(input_names)
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     with warnings.catch_warnings():
         # the traced input checks (channel counts, token counts) become
@@ -212,33 +238,43 @@ def export(model, example, path, dynamic=True, exporter='torchscript',
         warnings.filterwarnings('ignore', category=torch.jit.TracerWarning)
         warnings.filterwarnings('ignore', category=DeprecationWarning)
         warnings.filterwarnings('ignore', category=FutureWarning)
+        warnings.filterwarnings('ignore', category=UserWarning)
         warnings.filterwarnings('ignore', message='Constant folding')
         if exporter == 'torchscript':
-            axes = {'input': {0: 'batch', 2: 'height', 3: 'width'}}
-            for name in output_names:
-                axes[name] = {0: 'batch', 2: f'{name}_height',
-                              3: f'{name}_width'}
+            axes = dynamic_axes
+            if axes is None:
+                axes = {input_names[0]: {0: 'batch', 2: 'height',
+                                         3: 'width'}}
+                for name in output_names:
+                    axes[name] = {0: 'batch', 2: f'{name}_height',
+                                  3: f'{name}_width'}
             torch.onnx.export(
-                model, (example, ), path, dynamo=False,
-                input_names=['input'], output_names=output_names,
+                model, example, path, dynamo=False,
+                input_names=input_names, output_names=output_names,
                 dynamic_axes=axes if dynamic else None,
                 opset_version=opset, do_constant_folding=True)
         else:
+            if dynamic_axes is not None or len(example) > 1:
+                raise ToolError('whole models (post-processing included) '
+                                'export with --exporter torchscript only')
             dim = torch.export.Dim.DYNAMIC
+            example = example[0]
             if dynamic and example.shape[0] == 1:
                 # torch.export specialises dimensions of size 1
                 example = example.expand(2, -1, -1, -1)
             shapes = ({0: dim, 2: dim, 3: dim}, ) if dynamic else None
             torch.onnx.export(
                 model, (example, ), path, dynamo=True,
-                input_names=['input'], output_names=output_names,
+                input_names=input_names, output_names=output_names,
                 dynamic_shapes=shapes, opset_version=opset,
                 external_data=False, verbose=False)
     if dynamic:
         import onnx
-        dims = onnx.load(path, load_external_data=False).graph.input[0] \
-            .type.tensor_type.shape.dim
-        static = [i for i in (0, 2, 3) if dims[i].HasField('dim_value')]
+        first = onnx.load(path, load_external_data=False).graph.input[0]
+        dims = first.type.tensor_type.shape.dim
+        wanted = (dynamic_axes or {input_names[0]: (0, 2, 3)})[
+            input_names[0]]
+        static = [i for i in wanted if dims[i].HasField('dim_value')]
         if static:
             raise ToolError(
                 f'the {exporter} exporter fixed input dimensions {static} to '
@@ -301,3 +337,229 @@ def report_verification(model, path, cases, names, atol):
               + f' -> {"OK" if worst <= atol else "FAIL"} '
               f'(atol {atol:g})')
     return 1 if failed else 0
+
+
+# -- whole models: detectors and segmentors with their post-processing ------
+#: largest differences accepted between onnxruntime's and PyTorch's
+#: predictions of a whole model (boxes in pixels of the original image)
+WHOLE_MODEL_TOLERANCE = dict(max_box_diff=1e-2, max_score_diff=1e-4,
+                             mask_pixels_differing=1e-3,
+                             label_pixels_differing=1e-3)
+
+
+def build_config_model(config, checkpoint=None, overlays=(),
+                       cfg_options=None):
+    """(config, model) of an mmdet or mmseg config, ``checkpoint`` loaded
+    (a whole-model or a backbone checkpoint); eval mode."""
+    from mmvit.utils.config import build_model, check_mmvit_types, load_config
+    try:
+        cfg = load_config(config, overlays, cfg_options)
+    except (OSError, SyntaxError, TypeError) as exc:
+        raise ToolError(str(exc)) from None
+    check_mmvit_types(cfg, config)
+    scope = cfg.get('default_scope', 'mmdet')
+    if scope not in ('mmdet', 'mmseg'):
+        raise ToolError(
+            f'{config} builds an {scope} model ({cfg.model.get("type")}); '
+            'whole models export for detection (mmdet) and segmentation '
+            '(mmseg) configs; export a classifier\'s backbone with '
+            '--backbone')
+    model = build_model(cfg)
+    if checkpoint is not None:
+        load_detector_checkpoint(model, checkpoint)
+    return cfg, model.eval()
+
+
+def export_end_to_end(model, shape, path, opset=None):
+    """Export ``model`` with its post-processing
+    (:func:`mmvit.export.whole_model.end_to_end`) traced at ``shape``
+    (H, W) with dynamic height and width (and batch for segmentors);
+    returns (input names, output names)."""
+    import torch
+
+    from .whole_model import end_to_end
+    try:
+        wrapper, inputs, outputs = end_to_end(model)
+    except NotImplementedError as exc:
+        raise ToolError(str(exc)) from None
+    generator = torch.Generator().manual_seed(0)
+    image = torch.rand(1, 3, *shape, generator=generator) * 4 - 2
+    if len(inputs) == 1:  # segmentor
+        example = image
+        axes = {'input': {0: 'batch', 2: 'height', 3: 'width'},
+                outputs[0]: {0: 'batch', 2: 'height', 3: 'width'}}
+    else:
+        example = (image, torch.tensor(shape, dtype=torch.float32),
+                   torch.ones(2))
+        axes = {'input': {2: 'height', 3: 'width'}}
+        axes.update({name: {0: 'detections'} for name in outputs})
+    export(wrapper, example, path, opset=opset, output_names=outputs,
+           input_names=inputs, dynamic_axes=axes)
+    return inputs, outputs
+
+
+def synthetic_images(folder, sizes, seed=0):
+    """PNG files of random shapes on noise, one per (H, W) of ``sizes``,
+    for checks when no image is given."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i, (height, width) in enumerate(sizes):
+        pixels = rng.integers(60, 120, (height, width, 3), dtype=np.uint8)
+        image = Image.fromarray(pixels)
+        draw = ImageDraw.Draw(image)
+        for _ in range(4):
+            x, y = rng.integers(0, width - 8), rng.integers(0, height - 8)
+            size = int(rng.integers(8, max(9, min(height, width) // 3)))
+            color = tuple(int(c) for c in rng.integers(0, 255, 3))
+            draw.ellipse([x, y, x + size, y + size], fill=color)
+        path = osp.join(folder, f'synthetic_{i}_{height}x{width}.png')
+        image.save(path)
+        paths.append(path)
+    return paths
+
+
+def verify_end_to_end(cfg, model, onnx_file, images, threads=None):
+    """Compare onnxruntime's predictions with ``model``'s (``predict`` on
+    the same preprocessed input) for each image file:
+    ``[(image, input size, comparison), ...]`` with the comparisons of
+    :func:`mmvit.export.predictor.compare`."""
+    import torch
+
+    from .predictor import OnnxPredictor, compare
+    predictor = OnnxPredictor(cfg, onnx_file, threads)
+    results = []
+    for image in images:
+        inputs, samples = predictor.preprocess(image)
+        with torch.no_grad():
+            reference = model.predict(inputs, copy.deepcopy(samples))[0]
+        got = predictor.run(inputs, copy.deepcopy(samples))[0]
+        results.append((image, tuple(inputs.shape[2:]),
+                        compare(reference, got)))
+    return results
+
+
+def within_tolerance(comparison, tolerance=None):
+    """The names of the measures of ``comparison`` beyond ``tolerance``
+    (:data:`WHOLE_MODEL_TOLERANCE`); empty when it agrees."""
+    tolerance = tolerance or WHOLE_MODEL_TOLERANCE
+    bad = [k for k, v in comparison.items() if k in tolerance and
+           v > tolerance[k]]
+    if 'count' in comparison and len(set(comparison['count'])) > 1:
+        bad.append('count')
+    if comparison.get('labels_equal') is False:
+        bad.append('labels_equal')
+    return bad
+
+
+def report_end_to_end(results):
+    """Print each comparison of :func:`verify_end_to_end`; 1 when one is
+    beyond the tolerance, else 0."""
+    failed = False
+    for image, size, comparison in results:
+        bad = within_tolerance(comparison)
+        failed |= bool(bad)
+        words = ', '.join(f'{k}={v:.2e}' if isinstance(v, float) else
+                          f'{k}={v}' for k, v in comparison.items())
+        print(f'verify {osp.basename(image)} (input {size[0]}x{size[1]}): '
+              f'{words} -> {"FAIL " + ", ".join(bad) if bad else "OK"}')
+    return 1 if failed else 0
+
+
+# -- the steps of tools/deployment/pytorch2onnx.py ---------------------------
+def export_backbone_or_dense(args):
+    """What ``tools/deployment/pytorch2onnx.py`` does for ``--backbone``,
+    or for a RetinaNet config with ``--dense-outputs``; the exit status."""
+    import torch
+
+    from mmvit.deploy import switch_to_deploy
+    if args.backbone is not None:
+        arch = args.arch or default_arch(args.backbone)
+        model = build_backbone(args.backbone, arch, args.checkpoint)
+        shape = tuple(args.shape or (224, 224))
+        out = args.out or f'{args.backbone.lower()}_{arch}.onnx'
+        kind = f'{args.backbone}-{arch}'
+    else:
+        model = build_detector(args.config, args.checkpoint, args.overlay,
+                               args.cfg_options)
+        shape = tuple(args.shape or (800, 1216))
+        out = args.out or osp.splitext(osp.basename(args.config))[0] + \
+            '.onnx'
+        kind = type(model).__name__ + ' from ' + args.config
+    if args.checkpoint is None:
+        print('note: no --checkpoint, exporting random weights')
+    if not args.no_deploy:
+        switch_to_deploy(model)
+    model.eval()
+    if args.config is not None:
+        describe_preprocessing(model)
+        model = dense_outputs(model)
+    example = torch.rand(args.batch, 3, *shape) * 4 - 2
+    start = time.time()
+    names = export(model, example, out, args.dynamic, args.exporter,
+                   args.opset)
+    print(f'exported {kind} to {out} in {time.time() - start:.1f} s '
+          f'({args.exporter} exporter, opset {args.opset}, '
+          f'{"dynamic batch/height/width" if args.dynamic else "static"}'
+          f' input {args.batch}x3x{shape[0]}x{shape[1]}); outputs: '
+          f'{", ".join(names)}')
+    if args.config is not None:
+        levels = len(names) // 2
+        print(f'out0..out{levels - 1}: classification scores per level,'
+              f' out{levels}..out{2 * levels - 1}: box regressions')
+    if not args.verify:
+        return 0
+    cases = [(args.batch, *shape)]
+    if args.dynamic:  # other sizes, and another batch size
+        cases += [(args.batch + 1, *size) for size in args.verify_shape
+                  or [default_verify_shape(*shape)]]
+    elif args.verify_shape:
+        print('note: --static graph, verifying the example size only')
+    return report_verification(model, out, cases, names, args.atol)
+
+
+def export_whole_model(args):
+    """What ``tools/deployment/pytorch2onnx.py`` does for a config: the
+    whole model, post-processing included, then ``--verify`` and
+    ``--benchmark``; the exit status."""
+    import torch
+
+    from mmvit.deploy import switch_to_deploy
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg, model = build_config_model(args.config, args.checkpoint,
+                                     args.overlay, args.cfg_options)
+    if args.checkpoint is None:
+        print('note: no --checkpoint, exporting random weights')
+    segmentor = cfg.get('default_scope') == 'mmseg'
+    shape = tuple(args.shape or ((512, 512) if segmentor else (800, 1216)))
+    out = args.out or osp.splitext(osp.basename(args.config))[0] + '.onnx'
+    deployed = model if args.no_deploy else switch_to_deploy(
+        copy.deepcopy(model))
+    start = time.time()
+    inputs, outputs = export_end_to_end(deployed, shape, out, args.opset)
+    print(f'exported the whole {type(model).__name__} of {args.config} to '
+          f'{out} in {time.time() - start:.1f} s (opset {args.opset}, '
+          f'dynamic height and width{", batch" if segmentor else ""}); '
+          f'inputs: {", ".join(inputs)}; outputs: {", ".join(outputs)}')
+    if not (args.verify or args.benchmark):
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        images = args.image or synthetic_images(
+            tmp, [shape, default_verify_shape(*shape)])
+        status = 0
+        if args.verify:
+            status = report_end_to_end(verify_end_to_end(
+                cfg, model, out, images, args.threads))
+        if args.benchmark:
+            models = {'PyTorch eval': model}
+            if deployed is not model:
+                models['PyTorch deployed'] = deployed
+            from mmvit.analysis.deploy_latency import (
+                latency_end_to_end, print_latency)
+            times, size = latency_end_to_end(
+                cfg, models, out, images[0], args.repeat,
+                threads=args.threads)
+            print_latency(times, images[0], size, args.threads, args.repeat)
+    return status

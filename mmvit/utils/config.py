@@ -405,3 +405,55 @@ def build_model(cfg):
     init_default_scope(scope)
     return importlib.import_module(f'{scope}.registry').MODELS.build(
         cfg.model)
+
+
+#: what --tta wraps a model of each library in when the config names none
+DEFAULT_TTA_MODELS = {
+    'mmdet': dict(type='mmdet.DetTTAModel',
+                  tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5),
+                               max_per_img=100)),
+    'mmpretrain': dict(type='mmpretrain.AverageClsScoreTTA'),
+}
+_DET_META_KEYS = ('img_id', 'img_path', 'ori_shape', 'img_shape',
+                  'scale_factor', 'flip', 'flip_direction')
+
+
+def use_tta(cfg, source='config'):
+    """Test with test-time augmentation (``tools/test.py --tta``), as the
+    libraries' own tools do: ``cfg.model`` goes inside ``cfg.tta_model``
+    (mmdet's ``DetTTAModel``, :class:`mmvit.MaskDetTTAModel` for models
+    with masks, mmseg's ``SegTTAModel``, mmpretrain's
+    ``AverageClsScoreTTA``) and the test set runs ``cfg.tta_pipeline``.
+
+    mmvit's configs name both (multi-scale and flip); where a detection or
+    classification config has none, the test pipeline with a horizontal
+    flip is used, as in mmdet's and mmpretrain's ``tools/test.py``.
+    """
+    import copy
+
+    from mmengine.config import ConfigDict
+    scope = cfg.get('default_scope', 'mmdet')
+    tta_model = cfg.get('tta_model')
+    if tta_model is None:
+        if scope not in DEFAULT_TTA_MODELS:
+            raise KeyError(f'{source}: --tta needs tta_model and '
+                           'tta_pipeline in the config (mmseg\'s '
+                           'default_runtime.py and datasets define them)')
+        tta_model = copy.deepcopy(DEFAULT_TTA_MODELS[scope])
+        if scope == 'mmdet' and cfg.model.get('roi_head', {}).get(
+                'mask_head'):
+            tta_model['type'] = 'mmvit.MaskDetTTAModel'
+    if cfg.get('tta_pipeline') is None:
+        if scope not in DEFAULT_TTA_MODELS:
+            raise KeyError(f'{source}: --tta needs tta_pipeline in the '
+                           'config')
+        pipeline = copy.deepcopy(cfg.test_dataloader.dataset.pipeline)
+        pack = pipeline[-1]
+        if scope == 'mmdet':
+            pack = dict(type='PackDetInputs', meta_keys=_DET_META_KEYS)
+        pipeline[-1] = dict(type='TestTimeAug', transforms=[
+            [dict(type='RandomFlip', prob=1.),
+             dict(type='RandomFlip', prob=0.)], [pack]])
+        cfg.tta_pipeline = pipeline
+    cfg.model = ConfigDict(**tta_model, module=cfg.model)
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline

@@ -1,29 +1,31 @@
 #!/usr/bin/env python
-"""Export an mmvit backbone, or a RetinaNet built on one, to ONNX.
+"""Export an mmvit backbone, or a whole detector or segmentor, to ONNX.
 
     python tools/deployment/pytorch2onnx.py --backbone CASViT --arch s \\
         --out cas_vit_s.onnx --verify
-    python tools/deployment/pytorch2onnx.py configs/retinanet_cas_vit_s.py \\
-        --checkpoint work_dirs/retinanet_cas_vit_s/epoch_12.pth --verify
+    python tools/deployment/pytorch2onnx.py configs/mask_rcnn_cas_vit_s.py \\
+        --checkpoint work_dirs/mask_rcnn_cas_vit_s/epoch_12.pth \\
+        --verify --image demo.jpg --benchmark
 
-Outputs, input layout, exporters and the check are described in
-docs/deployment.md (library: mmvit.export.onnx). Exit status: 0 on success,
-1 when a difference exceeds --atol, 2 for bad arguments or a model that
-cannot be exported.
+A config exports the whole model with its post-processing (detectors: boxes,
+scores, labels and masks after NMS; segmentors: logits at the input size);
+``--dense-outputs`` exports a RetinaNet's per-level maps instead. Inputs,
+outputs, exporters and checks are described in docs/deployment.md (library:
+mmvit.export). Exit status: 0 on success, 1 when a difference exceeds the
+tolerance, 2 for bad arguments or a model that cannot be exported.
 """
 import argparse
 import os.path as osp
 import sys
-import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))))
 
+from mmengine.config import DictAction  # noqa: E402
+
 from mmvit.export.onnx import (EXPORTERS, ToolError,  # noqa: E402
-                               build_backbone, check_export_args, build_detector, default_arch,
-                               default_verify_shape, dense_outputs,
-                               describe_preprocessing, export,
-                               report_verification)
+                               check_export_args, export_backbone_or_dense,
+                               export_whole_model)
 from mmvit.families import backbone_types  # noqa: E402
 
 BACKBONES = tuple(backbone_types())
@@ -31,12 +33,12 @@ BACKBONES = tuple(backbone_types())
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description='Export an mmvit backbone or a RetinaNet detector to '
-        'ONNX (see the module docstring for details).',
+        description='Export an mmvit backbone or a whole detector or '
+        'segmentor to ONNX (see the module docstring for details).',
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument(
         'config', nargs='?',
-        help='a detector config (single-stage mmdet detector, e.g. '
+        help='a detector or segmentor config (e.g. '
         'configs/retinanet_cas_vit_s.py); omit it with --backbone')
     parser.add_argument(
         '--backbone', help='export a bare backbone: one of ' +
@@ -44,16 +46,16 @@ def parse_args(argv=None):
     parser.add_argument(
         '--arch', help='backbone variant (default: the family default)')
     parser.add_argument(
-        '--checkpoint', help='weights to load (backbone or detector '
+        '--checkpoint', help='weights to load (backbone or whole-model '
         'checkpoint); random initialisation without it')
     parser.add_argument('--out', help='output .onnx file (default: '
                         '<backbone>_<arch>.onnx or <config name>.onnx)')
     parser.add_argument(
         '--shape', type=int, nargs=2, metavar=('H', 'W'),
         help='example input size (default 224 224 for backbones, '
-        '800 1216 for detectors)')
+        '800 1216 for detectors, 512 512 for segmentors)')
     parser.add_argument('--batch', type=int, default=1,
-                        help='example batch size')
+                        help='example batch size (backbones)')
     parser.add_argument('--opset', type=int,
                         help='ONNX opset (default 17 for the torchscript '
                         'exporter, 18 for dynamo)')
@@ -62,6 +64,10 @@ def parse_args(argv=None):
     parser.add_argument(
         '--no-deploy', action='store_true',
         help='export the model as built, without switch_to_deploy')
+    parser.add_argument(
+        '--dense-outputs', action='store_true',
+        help='RetinaNet: export the per-level class and box maps, without '
+        'post-processing')
     group = parser.add_mutually_exclusive_group()
     group.add_argument('--dynamic', dest='dynamic', action='store_true',
                        default=True,
@@ -70,15 +76,33 @@ def parse_args(argv=None):
                        help='fix the input to the example size')
     parser.add_argument(
         '--verify', action='store_true',
-        help='compare onnxruntime with PyTorch on the example size and the '
-        '--verify-shape sizes')
+        help='compare onnxruntime with PyTorch: backbones and dense outputs '
+        'on the example size and the --verify-shape sizes; whole models on '
+        'the --image files (default: two synthetic images)')
     parser.add_argument(
         '--verify-shape', type=int, nargs=2, action='append',
         metavar=('H', 'W'),
         help='another input size for --verify (repeatable; default: one '
         'smaller non-square size that is no multiple of 32)')
     parser.add_argument('--atol', type=float, default=1e-4,
-                        help='largest accepted absolute difference')
+                        help='largest accepted absolute difference of '
+                        'backbone and dense outputs')
+    parser.add_argument('--image', action='append', default=[],
+                        help='an image for --verify / --benchmark of a whole '
+                        'model (repeatable)')
+    parser.add_argument(
+        '--benchmark', action='store_true',
+        help='whole models: latency of PyTorch (eval and deployed) and '
+        'onnxruntime on the first image, interleaved')
+    parser.add_argument('--repeat', type=int, default=10,
+                        help='timed runs of --benchmark')
+    parser.add_argument('--threads', type=int,
+                        help='CPU threads of PyTorch and onnxruntime')
+    parser.add_argument('--overlay', action='append', default=[],
+                        metavar='FILE', help='a config file merged over the '
+                        'config (repeatable)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings of the config, key=value')
     args = parser.parse_args(argv)
     try:
         check_export_args(args)
@@ -89,52 +113,10 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    import torch
-
-    from mmvit.deploy import switch_to_deploy
     try:
-        if args.backbone is not None:
-            arch = args.arch or default_arch(args.backbone)
-            model = build_backbone(args.backbone, arch, args.checkpoint)
-            shape = tuple(args.shape or (224, 224))
-            out = args.out or f'{args.backbone.lower()}_{arch}.onnx'
-            kind = f'{args.backbone}-{arch}'
-        else:
-            model = build_detector(args.config, args.checkpoint)
-            shape = tuple(args.shape or (800, 1216))
-            out = args.out or osp.splitext(osp.basename(args.config))[0] + \
-                '.onnx'
-            kind = type(model).__name__ + ' from ' + args.config
-        if args.checkpoint is None:
-            print('note: no --checkpoint, exporting random weights')
-        if not args.no_deploy:
-            switch_to_deploy(model)
-        model.eval()
-        if args.config is not None:
-            describe_preprocessing(model)
-            model = dense_outputs(model)
-        example = torch.rand(args.batch, 3, *shape) * 4 - 2
-        start = time.time()
-        names = export(model, example, out, args.dynamic, args.exporter,
-                       args.opset)
-        print(f'exported {kind} to {out} in {time.time() - start:.1f} s '
-              f'({args.exporter} exporter, opset {args.opset}, '
-              f'{"dynamic batch/height/width" if args.dynamic else "static"}'
-              f' input {args.batch}x3x{shape[0]}x{shape[1]}); outputs: '
-              f'{", ".join(names)}')
-        if args.config is not None:
-            levels = len(names) // 2
-            print(f'out0..out{levels - 1}: classification scores per level,'
-                  f' out{levels}..out{2 * levels - 1}: box regressions')
-        if not args.verify:
-            return 0
-        cases = [(args.batch, *shape)]
-        if args.dynamic:  # other sizes, and another batch size
-            cases += [(args.batch + 1, *size) for size in args.verify_shape
-                      or [default_verify_shape(*shape)]]
-        elif args.verify_shape:
-            print('note: --static graph, verifying the example size only')
-        return report_verification(model, out, cases, names, args.atol)
+        if args.backbone is not None or args.dense_outputs:
+            return export_backbone_or_dense(args)
+        return export_whole_model(args)
     except ToolError as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 2

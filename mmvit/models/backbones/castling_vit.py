@@ -31,7 +31,6 @@ PVTv2 b0 / b1 / b2. Outputs at strides 4, 8, 16, 32.
 import math
 
 import torch
-import torch.nn.functional as F
 from mmcv.cnn.bricks import DropPath
 from mmcv.cnn.bricks.transformer import PatchEmbed
 from torch import nn

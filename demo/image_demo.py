@@ -1,0 +1,69 @@
+#!/usr/bin/env python
+"""Run a detector, segmentor or classifier on an image or a folder of images.
+
+    python demo/image_demo.py demo.jpg configs/retinanet_cas_vit_s.py \\
+        --weights work_dirs/retinanet_cas_vit_s/epoch_12.pth --out-dir outputs
+
+The config's ``default_scope`` picks the library's Inferencer (mmdet's
+DetInferencer, mmseg's MMSegInferencer, mmpretrain's
+ImageClassificationInferencer); the config a training run dumps into its
+work dir works as well. Drawn results go to ``OUT_DIR/vis/``, predictions to
+``OUT_DIR/preds/`` (library: mmvit.apis.inference).
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from mmengine.config import DictAction  # noqa: E402
+
+
+def add_common_args(parser):
+    """The arguments image_demo.py and video_demo.py share."""
+    parser.add_argument('model', help='config file (an mmvit config or the '
+                        'config dumped in a training work dir)')
+    parser.add_argument('--weights', help='checkpoint file; without it the '
+                        'model keeps its random initialisation')
+    parser.add_argument('--device', default=None,
+                        help='device, e.g. cpu or cuda:0 (default: cuda:0 '
+                        'when available, else cpu)')
+    parser.add_argument('--pred-score-thr', type=float, default=0.3,
+                        help='detection: draw boxes scoring at least this')
+    parser.add_argument('--batch-size', type=int, default=1)
+    parser.add_argument('--deploy', action='store_true',
+                        help='fold norms and merge layers after loading '
+                        '(mmvit.deploy.switch_to_deploy)')
+    parser.add_argument('--overlay', action='append', default=[],
+                        metavar='FILE', help='a config file merged over the '
+                        'config (repeatable)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings of the config, key=value')
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('inputs', help='an image file or a folder of images')
+    add_common_args(parser)
+    parser.add_argument('--out-dir', default='outputs',
+                        help='folder for vis/ (drawn) and preds/ (results)')
+    parser.add_argument('--show', action='store_true',
+                        help='also show each result in a window')
+    args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error(f'--batch-size {args.batch_size}: must be >= 1')
+    import mmvit  # noqa: F401
+    from mmvit.apis.inference import infer_images, init_inferencer
+    inferencer = init_inferencer(args.model, args.weights, args.device,
+                                 args.deploy, args.overlay, args.cfg_options)
+    predictions = infer_images(inferencer, args.inputs, args.out_dir,
+                               args.batch_size, args.pred_score_thr,
+                               args.show)
+    print(f'{len(predictions)} image(s): drawn results in '
+          f'{osp.join(args.out_dir, "vis")}, predictions in '
+          f'{osp.join(args.out_dir, "preds")}')
+    return predictions
+
+
+if __name__ == '__main__':
+    main()

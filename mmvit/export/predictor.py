@@ -1,0 +1,166 @@
+"""Predictions of an exported whole model in onnxruntime, as the library's
+``predict`` gives them, and their comparison with PyTorch's.
+
+:class:`OnnxPredictor` runs the config's test pipeline and data
+preprocessor (the libraries' own), the graph of
+:func:`mmvit.export.whole_model.end_to_end`, then the per-image steps the
+graph leaves out: mmdet's mask pasting (``_do_paste_mask`` and the
+config's ``mask_thr_binary``) and mmseg's resize of the logits to the
+original image and arg-max. It returns mmdet's ``DetDataSample`` /
+mmseg's ``SegDataSample``, like the PyTorch model's ``test_step``.
+"""
+import importlib
+
+import numpy as np
+import torch
+
+
+def onnx_session(path, threads=None):
+    """An onnxruntime CPU session with ``threads`` intra-op threads whose
+    idle threads do not spin."""
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
+    return ort.InferenceSession(str(path), options,
+                                providers=['CPUExecutionProvider'])
+
+
+class OnnxPredictor:
+    """The whole model of ``cfg`` exported to ``onnx_file``, run in
+    onnxruntime.
+
+    Args:
+        cfg (Config): the model's config (its ``default_scope``, test
+            pipeline, data preprocessor and ``test_cfg``).
+        onnx_file (str): the graph written by ``tools/deployment/
+            pytorch2onnx.py CONFIG``.
+        threads (int, optional): onnxruntime's intra-op threads.
+    """
+
+    def __init__(self, cfg, onnx_file, threads=None):
+        from mmcv.transforms import Compose
+        from mmengine.registry import DefaultScope
+        self.scope = cfg.get('default_scope', 'mmdet')
+        if self.scope not in ('mmdet', 'mmseg'):
+            raise ValueError(f'default_scope={self.scope!r}: whole-model '
+                             'graphs exist for mmdet and mmseg models')
+        models = importlib.import_module(f'{self.scope}.registry').MODELS
+        steps = [t for t in cfg.test_dataloader.dataset.pipeline
+                 if 'LoadAnnotations' not in t['type']]
+        with DefaultScope.overwrite_default_scope(self.scope):
+            self.pipeline = Compose(steps)
+            self.preprocessor = models.build(cfg.model.data_preprocessor)
+        self.test_cfg = cfg.model.get('test_cfg') or {}
+        decode_head = cfg.model.get('decode_head') or {}
+        self.align_corners = decode_head.get('align_corners', False)
+        self.session = onnx_session(onnx_file, threads)
+        self.input_names = [i.name for i in self.session.get_inputs()]
+
+    def preprocess(self, image):
+        """(inputs, data_samples) of one image file, as the model's
+        ``test_step`` receives them after its data preprocessor."""
+        data = self.pipeline(dict(img_path=image, img_id=0))
+        data = self.preprocessor(dict(inputs=[data['inputs']],
+                                      data_samples=[data['data_samples']]),
+                                 False)
+        return data['inputs'], data['data_samples']
+
+    def feeds(self, inputs, data_samples):
+        """The graph's inputs for a preprocessed batch."""
+        meta = data_samples[0].metainfo
+        values = dict(
+            input=inputs.numpy(),
+            img_shape=np.array(meta.get('img_shape', inputs.shape[2:])[:2],
+                               dtype=np.float32),
+            scale_factor=np.array(meta.get('scale_factor', (1.0, 1.0)),
+                                  dtype=np.float32))
+        return {name: values[name] for name in self.input_names}
+
+    def run(self, inputs, data_samples):
+        """Data samples with predictions for a preprocessed batch."""
+        outputs = self.session.run(None, self.feeds(inputs, data_samples))
+        if self.scope == 'mmdet':
+            return [self._detections(outputs, data_samples[0])]
+        return self._segmentations(torch.from_numpy(outputs[0]),
+                                   data_samples)
+
+    def __call__(self, image):
+        """The data sample with the predictions for one image file."""
+        return self.run(*self.preprocess(image))[0]
+
+    def _detections(self, outputs, sample):
+        from mmdet.models.roi_heads.mask_heads.fcn_mask_head import \
+            _do_paste_mask
+        from mmengine.structures import InstanceData
+        dets, labels = (torch.from_numpy(o) for o in outputs[:2])
+        results = InstanceData()
+        results.bboxes = dets[:, :4]
+        results.scores = dets[:, 4]
+        results.labels = labels
+        if len(outputs) > 2:
+            height, width = sample.metainfo['ori_shape'][:2]
+            masks = torch.from_numpy(outputs[2])
+            threshold = self.test_cfg.rcnn.mask_thr_binary
+            pasted = torch.zeros(len(masks), height, width, dtype=torch.bool)
+            for i in range(len(masks)):  # as mmdet on CPU: box by box
+                chunk, where = _do_paste_mask(masks[i:i + 1, None],
+                                              results.bboxes[i:i + 1],
+                                              height, width, skip_empty=True)
+                pasted[(torch.tensor([i]), ) + where] = chunk >= threshold
+            results.masks = pasted
+        sample.pred_instances = results
+        return sample
+
+    def _segmentations(self, logits, samples):
+        from mmengine.structures import PixelData
+        import torch.nn.functional as F
+        for logit, sample in zip(logits, samples):
+            height, width = sample.metainfo['ori_shape'][:2]
+            logit = F.interpolate(logit[None], size=(height, width),
+                                  mode='bilinear',
+                                  align_corners=self.align_corners)[0]
+            sample.seg_logits = PixelData(data=logit)
+            sample.pred_sem_seg = PixelData(data=logit.argmax(0,
+                                                              keepdim=True))
+        return samples
+
+
+def compare(reference, other):
+    """How far ``other``'s predictions are from ``reference``'s (two data
+    samples of the same image).
+
+    Returns:
+        dict: detection: ``count`` (both numbers of detections),
+        ``labels_equal``, ``max_box_diff`` (pixels), ``max_score_diff`` and,
+        with masks, ``mask_pixels_differing`` (fraction over all masks),
+        after sorting both by descending score; segmentation:
+        ``label_pixels_differing`` (fraction of the label map) and
+        ``max_logit_diff``.
+    """
+    if 'pred_sem_seg' in reference:
+        a = reference.pred_sem_seg.data
+        b = other.pred_sem_seg.data
+        result = dict(label_pixels_differing=float((a != b).float().mean()))
+        if 'seg_logits' in reference and 'seg_logits' in other:
+            result['max_logit_diff'] = float(
+                (reference.seg_logits.data - other.seg_logits.data).abs()
+                .max())
+        return result
+    a, b = reference.pred_instances, other.pred_instances
+    result = dict(count=(len(a), len(b)))
+    if len(a) != len(b) or len(a) == 0:
+        result['labels_equal'] = len(a) == len(b)
+        return result
+    a = a[a.scores.argsort(descending=True, stable=True)]
+    b = b[b.scores.argsort(descending=True, stable=True)]
+    result.update(
+        labels_equal=bool((a.labels == b.labels).all()),
+        max_box_diff=float((a.bboxes - b.bboxes).abs().max()),
+        max_score_diff=float((a.scores - b.scores).abs().max()))
+    if 'masks' in a and 'masks' in b:
+        result['mask_pixels_differing'] = float(
+            (a.masks.bool() != b.masks.bool()).float().mean())
+    return result

@@ -1,0 +1,322 @@
+"""Inference as users run it: demo/ scripts over the libraries' own
+Inferencers on an image folder and a video, the config a training run dumps
+in mmdet's Inferencer and tools, and ``tools/test.py --tta``."""
+import glob
+import json
+import os.path as osp
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import ROOT, run_main
+from test_training import CONFIG, OVERLAY, toy_options
+
+SEG_CONFIG = osp.join(ROOT, 'configs', 'semantic_fpn_efficientvit_m0.py')
+CLS_CONFIG = osp.join(ROOT, 'configs', 'imagenet_efficientvit_m0.py')
+MASK_CONFIG = osp.join(ROOT, 'configs', 'mask_rcnn_efficientvit_m0.py')
+
+
+def _loader_options(data_root, splits=('test', )):
+    options = [f'{split}_dataloader.dataset.data_root={data_root}'
+               for split in splits]
+    return options + [f'{split}_dataloader.{key}={value}' for split in splits
+                      for key, value in (('num_workers', 0),
+                                         ('persistent_workers', False))]
+
+
+@pytest.fixture(scope='module')
+def trained(toy_coco, tmp_path_factory):
+    """tools/train.py: the toy RetinaNet for one epoch (2 iterations);
+    (work dir, the config it dumped there, its checkpoint)."""
+    work = tmp_path_factory.mktemp('trained_retinanet')
+    run_main('tools/train.py', [CONFIG, '--overlay', OVERLAY, '--work-dir',
+                                work] + toy_options(toy_coco, 1))
+    dumped = work / osp.basename(CONFIG)
+    assert dumped.is_file()
+    return work, str(dumped), str(work / 'epoch_1.pth')
+
+
+def _built_checkpoint(cfg, path):
+    """A checkpoint of ``cfg``'s model as built (random weights)."""
+    from mmvit.utils.config import build_model
+    torch.manual_seed(0)
+    torch.save({'state_dict': build_model(cfg).state_dict(),
+                'meta': dict(dataset_meta=dict(cfg.get('metainfo', {})))},
+               path)
+    return str(path)
+
+
+def test_image_demo_draws_the_inferencers_predictions(trained, toy_coco,
+                                                      tmp_path):
+    """demo/image_demo.py on a folder: one drawn image and one prediction
+    per image, identical to what mmdet's DetInferencer itself writes; the
+    boxes equal tools/test.py's for the same checkpoint."""
+    from mmdet.apis import DetInferencer
+    work, dumped, checkpoint = trained
+    images = sorted(glob.glob(f'{toy_coco}/val2017/*.jpg'))
+    out = tmp_path / 'demo'
+    run_main('demo/image_demo.py', [
+        f'{toy_coco}/val2017', dumped, '--weights', checkpoint, '--out-dir',
+        out, '--device', 'cpu', '--pred-score-thr', '0'])
+    drawn = sorted(glob.glob(str(out / 'vis' / '*.jpg')))
+    preds = sorted(glob.glob(str(out / 'preds' / '*.json')))
+    assert [osp.basename(p) for p in drawn] == [osp.basename(p)
+                                                for p in images]
+    assert len(preds) == len(images)
+
+    library = DetInferencer(model=dumped, weights=checkpoint, device='cpu',
+                            show_progress=False)
+    own = tmp_path / 'library'
+    expected = library(images, out_dir=str(own), no_save_pred=False,
+                       pred_score_thr=0)['predictions']
+    for image, prediction, path in zip(images, expected, preds):
+        ours = json.load(open(path))
+        assert len(ours['bboxes']) > 0
+        np.testing.assert_allclose(ours['bboxes'], prediction['bboxes'],
+                                   atol=1e-4)
+        assert ours['labels'] == prediction['labels']
+        a = np.asarray(Image.open(
+            out / 'vis' / osp.basename(image)))
+        b = np.asarray(Image.open(
+            own / 'vis' / osp.basename(image)))
+        assert np.array_equal(a, b)  # the library's own drawing
+        assert not np.array_equal(a, np.asarray(Image.open(image)))
+
+    # tools/test.py --out: the same boxes for the same image
+    results = tmp_path / 'results.pkl'
+    run_main('tools/test.py', [dumped, checkpoint, '--work-dir',
+                               tmp_path / 'test', '--out', results,
+                               '--cfg-options'] + _loader_options(
+                                   toy_coco + '/'))
+    tested = {osp.basename(r['img_path']): r['pred_instances']
+              for r in pickle.load(open(results, 'rb'))}
+    for image, prediction in zip(images, expected):
+        instances = tested[osp.basename(image)]
+        np.testing.assert_allclose(
+            _rows(prediction['bboxes'], prediction['scores']),
+            _rows(instances['bboxes'], instances['scores']), atol=1e-3)
+
+
+def _rows(boxes, scores):
+    """(score, box) rows in a fixed order (equal scores keep no order)."""
+    rows = np.concatenate([np.asarray(scores)[:, None],
+                           np.asarray(boxes)], 1)
+    return rows[np.lexsort(np.round(rows, 2).T[::-1])]
+
+
+def test_dumped_config_serves_upstream_inferencer_and_tools(trained,
+                                                            toy_coco,
+                                                            tmp_path):
+    """A script that never imports mmvit: DetInferencer on the dumped
+    config predicts what mmvit's own call predicts; mmdet's
+    browse_dataset, confusion_matrix and analyze_logs run on that
+    config, its test results and its training log."""
+    from mmvit.apis.inference import init_inferencer
+    work, dumped, checkpoint = trained
+    image = sorted(glob.glob(f'{toy_coco}/val2017/*.jpg'))[0]
+    expected = init_inferencer(dumped, checkpoint, 'cpu')(
+        image, pred_score_thr=0.2)['predictions'][0]
+    results = tmp_path / 'results.pkl'
+    run_main('tools/test.py', [dumped, checkpoint, '--work-dir',
+                               tmp_path / 'test', '--out', results,
+                               '--cfg-options'] + _loader_options(
+                                   toy_coco + '/'))
+    log = glob.glob(str(work / '*' / 'vis_data' / 'scalars.json'))[0]
+    tools = osp.join(osp.dirname(__import__('mmdet').__file__), '.mim',
+                     'tools', 'analysis_tools')
+    script = f'''
+import json, runpy, sys
+from mmdet.apis import DetInferencer
+inferencer = DetInferencer(model={dumped!r}, weights={checkpoint!r},
+                           device='cpu', show_progress=False)
+result = inferencer({image!r}, pred_score_thr=0.2)['predictions'][0]
+print('PREDICTION ' + json.dumps(result))
+for tool, args in [
+        ('browse_dataset.py', [{dumped!r}, '--not-show', '--output-dir',
+                               {str(tmp_path / 'browse')!r}]),
+        ('confusion_matrix.py', [{dumped!r}, {str(results)!r},
+                                 {str(tmp_path / 'matrix')!r}]),
+        ('analyze_logs.py', ['plot_curve', {log!r}, '--keys', 'loss',
+                             '--out', {str(tmp_path / 'loss.png')!r}])]:
+    sys.argv = [tool] + args
+    runpy.run_path({tools!r} + '/' + tool, run_name='__main__')
+print('imported mmvit:', 'mmvit.apis' in sys.modules)
+'''
+    proc = subprocess.run([sys.executable, '-c', script], cwd=str(tmp_path),
+                          capture_output=True, text=True, timeout=300,
+                          env={'PATH': '/usr/bin:/bin', 'MPLBACKEND': 'Agg'})
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    line = [x for x in proc.stdout.splitlines()
+            if x.startswith('PREDICTION ')][0]
+    upstream = json.loads(line[len('PREDICTION '):])
+    np.testing.assert_allclose(upstream['bboxes'], expected['bboxes'],
+                               atol=1e-4)
+    assert upstream['labels'] == expected['labels']
+    assert len(glob.glob(str(tmp_path / 'browse' / '*'))) == 8  # train set
+    assert (tmp_path / 'matrix' / 'confusion_matrix.png').is_file()
+    assert (tmp_path / 'loss.png').is_file()
+
+
+def test_video_demo_writes_every_frame(trained, toy_coco, tmp_path):
+    import cv2
+    _, dumped, checkpoint = trained
+    video = str(tmp_path / 'in.mp4')
+    frames = [cv2.imread(p) for p in
+              sorted(glob.glob(f'{toy_coco}/val2017/*.jpg'))] * 2
+    writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*'mp4v'), 5,
+                             frames[0].shape[1::-1])
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    out = str(tmp_path / 'out.mp4')
+    assert run_main('demo/video_demo.py', [
+        video, dumped, '--weights', checkpoint, '--out', out, '--device',
+        'cpu', '--batch-size', '3', '--deploy']) == len(frames)
+    reader = cv2.VideoCapture(out)
+    count = 0
+    while reader.read()[0]:
+        count += 1
+    assert count == len(frames)
+
+
+def test_segmentation_and_classification_demos(toy_ade, toy_imagenet,
+                                               tmp_path):
+    """One process, two libraries: MMSegInferencer then
+    ImageClassificationInferencer (the second one used to fail on the
+    scope the first left behind); the demo's files are the Inferencers'
+    predictions."""
+    from mmvit.apis.inference import init_inferencer, load_inference_config
+    seg = load_inference_config(SEG_CONFIG, [osp.join(
+        ROOT, 'configs', '_toy_', 'ade.py')], dict(
+            test_dataloader=dict(dataset=dict(data_root=toy_ade))))
+    seg_ckpt = _built_checkpoint(seg, tmp_path / 'seg.pth')
+    seg_images = f'{toy_ade}/images/validation'
+    run_main('demo/image_demo.py', [
+        seg_images, SEG_CONFIG, '--weights', seg_ckpt, '--overlay',
+        'configs/_toy_/ade.py', '--out-dir', tmp_path / 'seg', '--device',
+        'cpu'])
+    names = sorted(osp.splitext(f)[0] for f in
+                   map(osp.basename, glob.glob(seg_images + '/*.jpg')))
+    maps = sorted(glob.glob(str(tmp_path / 'seg' / 'preds' / '*.png')))
+    assert [osp.splitext(osp.basename(m))[0] for m in maps] == names
+    assert len(glob.glob(str(tmp_path / 'seg' / 'vis' / '*'))) == len(names)
+    library = init_inferencer(seg, seg_ckpt, 'cpu')
+    first = sorted(glob.glob(seg_images + '/*.jpg'))[0]
+    expected = library(first)['predictions']
+    saved = np.asarray(Image.open(maps[0]))
+    assert np.array_equal(saved, expected)
+
+    cls = load_inference_config(CLS_CONFIG, [osp.join(
+        ROOT, 'configs', '_toy_', 'imagenet.py')])
+    cls_ckpt = _built_checkpoint(cls, tmp_path / 'cls.pth')
+    cls_images = sorted(glob.glob(f'{toy_imagenet}/val/**/*.*',
+                                  recursive=True))[:3]
+    folder = tmp_path / 'cls_in'
+    folder.mkdir()
+    for path in cls_images:
+        (folder / osp.basename(path)).write_bytes(open(path, 'rb').read())
+    run_main('demo/image_demo.py', [
+        folder, CLS_CONFIG, '--weights', cls_ckpt, '--overlay',
+        'configs/_toy_/imagenet.py', '--out-dir', tmp_path / 'cls',
+        '--device', 'cpu', '--deploy'])
+    preds = sorted(glob.glob(str(tmp_path / 'cls' / 'preds' / '*.json')))
+    assert len(preds) == 3
+    assert len(glob.glob(str(tmp_path / 'cls' / 'vis' / '*.png'))) == 3
+    classifier = init_inferencer(cls, cls_ckpt, 'cpu')
+    result = classifier(str(folder / osp.basename(cls_images[0])))[0]
+    saved = json.load(open(preds[0]))
+    assert saved['pred_label'] == result['pred_label']
+    assert saved['pred_class'] in ('circle', 'square', 'triangle', 'cross')
+    np.testing.assert_allclose(saved['pred_scores'], result['pred_scores'],
+                               atol=1e-5)
+
+
+def test_weights_of_another_model_are_refused(trained, tmp_path):
+    from mmvit.apis.inference import init_inferencer, load_inference_config
+    _, dumped, _ = trained
+    other = _built_checkpoint(load_inference_config(SEG_CONFIG),
+                              tmp_path / 'seg.pth')
+    with pytest.raises(RuntimeError, match='does not fit.*Refusing to run '
+                       'inference'):
+        init_inferencer(dumped, other, 'cpu')
+
+
+# -- test-time augmentation ---------------------------------------------------
+def _test_out(config, checkpoint, out, work, options, tta):
+    run_main('tools/test.py', [config, checkpoint, '--work-dir', work,
+                               '--out', out, *(['--tta'] if tta else []),
+                               '--cfg-options'] + options)
+
+
+@pytest.mark.parametrize('kind', ['retinanet', 'mask_rcnn'])
+def test_tta_detection(kind, trained, toy_coco, tmp_path):
+    """--tta runs mmdet's DetTTAModel (Mask R-CNN: masks merged too) over
+    three scales and flips; the predictions change."""
+    from mmvit.apis.inference import load_inference_config
+    options = _loader_options(toy_coco + '/') + [
+        f'test_evaluator.ann_file={toy_coco}/annotations/'
+        'instances_val2017.json']
+    if kind == 'retinanet':
+        _, config, checkpoint = trained
+    else:
+        overlay = osp.join(ROOT, 'configs', '_toy_', 'mask_rcnn.py')
+        cfg = load_inference_config(MASK_CONFIG, [overlay])
+        config = str(tmp_path / 'mask_rcnn.py')
+        cfg.dump(config)
+        checkpoint = _built_checkpoint(cfg, tmp_path / 'mask_rcnn.pth')
+    runs = {}
+    for tta in (False, True):
+        out = tmp_path / f'{tta}.pkl'
+        _test_out(config, checkpoint, out, tmp_path / f'work{tta}', options,
+                  tta)
+        runs[tta] = pickle.load(open(out, 'rb'))
+    plain, augmented = runs[False][0], runs[True][0]
+    assert plain['img_path'] == augmented['img_path']
+    a, b = plain['pred_instances'], augmented['pred_instances']
+    assert len(b['bboxes']) > 0
+    assert len(a['bboxes']) != len(b['bboxes']) or not torch.allclose(
+        a['bboxes'], b['bboxes'])
+    if kind == 'mask_rcnn':
+        assert len(b['masks']) == len(b['bboxes'])
+
+
+def test_tta_segmentation_and_classification(toy_ade, toy_imagenet,
+                                             tmp_path):
+    from mmvit.apis.inference import load_inference_config
+    seg_overlay = osp.join(ROOT, 'configs', '_toy_', 'ade.py')
+    seg = load_inference_config(SEG_CONFIG, [seg_overlay])
+    checkpoint = _built_checkpoint(seg, tmp_path / 'seg.pth')
+    maps = {}
+    for tta in (False, True):
+        out = tmp_path / f'seg{tta}'
+        run_main('tools/test.py', [
+            SEG_CONFIG, checkpoint, '--overlay', seg_overlay, '--work-dir',
+            tmp_path / f'sw{tta}', '--out', out,
+            *(['--tta'] if tta else []), '--cfg-options'] +
+            _loader_options(toy_ade))
+        maps[tta] = [np.asarray(Image.open(p))
+                     for p in sorted(glob.glob(str(out / '*.png')))]
+    assert len(maps[True]) == len(maps[False]) > 0
+    assert any(not np.array_equal(a, b)
+               for a, b in zip(maps[False], maps[True]))
+
+    cls_overlay = osp.join(ROOT, 'configs', '_toy_', 'imagenet.py')
+    cls = load_inference_config(CLS_CONFIG, [cls_overlay])
+    checkpoint = _built_checkpoint(cls, tmp_path / 'cls.pth')
+    scores = {}
+    for tta in (False, True):
+        out = tmp_path / f'cls{tta}.pkl'
+        run_main('tools/test.py', [
+            CLS_CONFIG, checkpoint, '--overlay', cls_overlay, '--work-dir',
+            tmp_path / f'cw{tta}', '--out', out,
+            *(['--tta'] if tta else []), '--cfg-options'] +
+            _loader_options(toy_imagenet))
+        scores[tta] = torch.stack([r['pred_score'] for r in
+                                   pickle.load(open(out, 'rb'))])
+    assert scores[True].shape == scores[False].shape
+    assert not torch.allclose(scores[True], scores[False])
