@@ -41,6 +41,18 @@ def add_common_args(parser):
                         help='override settings of the config, key=value')
 
 
+def init_from_args(parser, argv):
+    """Parse ``argv`` and build the Inferencer it asks for:
+    (args, inferencer)."""
+    args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error(f'--batch-size {args.batch_size}: must be >= 1')
+    import mmvit  # noqa: F401
+    from mmvit.apis.inference import init_inferencer
+    return args, init_inferencer(args.model, args.weights, args.device,
+                                 args.deploy, args.overlay, args.cfg_options)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('inputs', help='an image file or a folder of images')
@@ -49,13 +61,8 @@ def main(argv=None):
                         help='folder for vis/ (drawn) and preds/ (results)')
     parser.add_argument('--show', action='store_true',
                         help='also show each result in a window')
-    args = parser.parse_args(argv)
-    if args.batch_size < 1:
-        parser.error(f'--batch-size {args.batch_size}: must be >= 1')
-    import mmvit  # noqa: F401
-    from mmvit.apis.inference import infer_images, init_inferencer
-    inferencer = init_inferencer(args.model, args.weights, args.device,
-                                 args.deploy, args.overlay, args.cfg_options)
+    args, inferencer = init_from_args(parser, argv)
+    from mmvit.apis.inference import infer_images
     predictions = infer_images(inferencer, args.inputs, args.out_dir,
                                args.batch_size, args.pred_score_thr,
                                args.show)

@@ -14,7 +14,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from image_demo import add_common_args  # noqa: E402
+from image_demo import add_common_args, init_from_args  # noqa: E402
 
 
 def main(argv=None):
@@ -23,13 +23,8 @@ def main(argv=None):
     add_common_args(parser)
     parser.add_argument('--out', required=True,
                         help='output video file (.mp4 or .avi)')
-    args = parser.parse_args(argv)
-    if args.batch_size < 1:
-        parser.error(f'--batch-size {args.batch_size}: must be >= 1')
-    import mmvit  # noqa: F401
-    from mmvit.apis.inference import infer_video, init_inferencer
-    inferencer = init_inferencer(args.model, args.weights, args.device,
-                                 args.deploy, args.overlay, args.cfg_options)
+    args, inferencer = init_from_args(parser, argv)
+    from mmvit.apis.inference import infer_video
     frames = infer_video(inferencer, args.video, args.out,
                          args.pred_score_thr, args.batch_size)
     print(f'{frames} frames written to {args.out}')

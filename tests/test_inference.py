@@ -191,10 +191,13 @@ def test_segmentation_and_classification_demos(toy_ade, toy_imagenet,
     scope the first left behind); the demo's files are the Inferencers'
     predictions."""
     from mmvit.apis.inference import init_inferencer, load_inference_config
+    cls = load_inference_config(CLS_CONFIG, [osp.join(
+        ROOT, 'configs', '_toy_', 'imagenet.py')])
+    cls_ckpt = _built_checkpoint(cls, tmp_path / 'cls.pth')
     seg = load_inference_config(SEG_CONFIG, [osp.join(
         ROOT, 'configs', '_toy_', 'ade.py')], dict(
             test_dataloader=dict(dataset=dict(data_root=toy_ade))))
-    seg_ckpt = _built_checkpoint(seg, tmp_path / 'seg.pth')
+    seg_ckpt = _built_checkpoint(seg, tmp_path / 'seg.pth')  # mmseg scope
     seg_images = f'{toy_ade}/images/validation'
     run_main('demo/image_demo.py', [
         seg_images, SEG_CONFIG, '--weights', seg_ckpt, '--overlay',
@@ -211,9 +214,6 @@ def test_segmentation_and_classification_demos(toy_ade, toy_imagenet,
     saved = np.asarray(Image.open(maps[0]))
     assert np.array_equal(saved, expected)
 
-    cls = load_inference_config(CLS_CONFIG, [osp.join(
-        ROOT, 'configs', '_toy_', 'imagenet.py')])
-    cls_ckpt = _built_checkpoint(cls, tmp_path / 'cls.pth')
     cls_images = sorted(glob.glob(f'{toy_imagenet}/val/**/*.*',
                                   recursive=True))[:3]
     folder = tmp_path / 'cls_in'
@@ -247,10 +247,18 @@ def test_weights_of_another_model_are_refused(trained, tmp_path):
 
 
 # -- test-time augmentation ---------------------------------------------------
-def _test_out(config, checkpoint, out, work, options, tta):
-    run_main('tools/test.py', [config, checkpoint, '--work-dir', work,
-                               '--out', out, *(['--tta'] if tta else []),
-                               '--cfg-options'] + options)
+def _test_with_and_without_tta(config, checkpoint, tmp_path, options,
+                               suffix='.pkl', overlay=None):
+    """tools/test.py --out without and with --tta; {tta: output path}."""
+    outs = {}
+    for tta in (False, True):
+        outs[tta] = tmp_path / f'tta_{tta}{suffix}'
+        run_main('tools/test.py', [
+            config, checkpoint, '--work-dir', tmp_path / f'work_{tta}',
+            '--out', outs[tta], *(['--tta'] if tta else []),
+            *(['--overlay', overlay] if overlay else []), '--cfg-options'] +
+            options)
+    return outs
 
 
 @pytest.mark.parametrize('kind', ['retinanet', 'mask_rcnn'])
@@ -269,12 +277,9 @@ def test_tta_detection(kind, trained, toy_coco, tmp_path):
         config = str(tmp_path / 'mask_rcnn.py')
         cfg.dump(config)
         checkpoint = _built_checkpoint(cfg, tmp_path / 'mask_rcnn.pth')
-    runs = {}
-    for tta in (False, True):
-        out = tmp_path / f'{tta}.pkl'
-        _test_out(config, checkpoint, out, tmp_path / f'work{tta}', options,
-                  tta)
-        runs[tta] = pickle.load(open(out, 'rb'))
+    runs = {tta: pickle.load(open(out, 'rb')) for tta, out in
+            _test_with_and_without_tta(config, checkpoint, tmp_path,
+                                       options).items()}
     plain, augmented = runs[False][0], runs[True][0]
     assert plain['img_path'] == augmented['img_path']
     a, b = plain['pred_instances'], augmented['pred_instances']
@@ -283,40 +288,112 @@ def test_tta_detection(kind, trained, toy_coco, tmp_path):
         a['bboxes'], b['bboxes'])
     if kind == 'mask_rcnn':
         assert len(b['masks']) == len(b['bboxes'])
+        # the demo draws and saves the masks (RLE in the JSON)
+        run_main('demo/image_demo.py', [
+            plain['img_path'], config, '--weights', checkpoint,
+            '--out-dir', tmp_path / 'demo', '--device', 'cpu'])
+        saved, = glob.glob(str(tmp_path / 'demo' / 'preds' / '*.json'))
+        saved = json.load(open(saved))
+        assert len(saved['masks']) == len(saved['bboxes']) > 0
+        assert {'size', 'counts'} <= set(saved['masks'][0])
 
 
 def test_tta_segmentation_and_classification(toy_ade, toy_imagenet,
                                              tmp_path):
     from mmvit.apis.inference import load_inference_config
     seg_overlay = osp.join(ROOT, 'configs', '_toy_', 'ade.py')
-    seg = load_inference_config(SEG_CONFIG, [seg_overlay])
-    checkpoint = _built_checkpoint(seg, tmp_path / 'seg.pth')
-    maps = {}
-    for tta in (False, True):
-        out = tmp_path / f'seg{tta}'
-        run_main('tools/test.py', [
-            SEG_CONFIG, checkpoint, '--overlay', seg_overlay, '--work-dir',
-            tmp_path / f'sw{tta}', '--out', out,
-            *(['--tta'] if tta else []), '--cfg-options'] +
-            _loader_options(toy_ade))
-        maps[tta] = [np.asarray(Image.open(p))
-                     for p in sorted(glob.glob(str(out / '*.png')))]
+    checkpoint = _built_checkpoint(load_inference_config(
+        SEG_CONFIG, [seg_overlay]), tmp_path / 'seg.pth')
+    outs = _test_with_and_without_tta(
+        SEG_CONFIG, checkpoint, tmp_path / 'seg', _loader_options(toy_ade),
+        suffix='', overlay=seg_overlay)
+    maps = {tta: [np.asarray(Image.open(p)) for p in
+                  sorted(glob.glob(str(out / '*.png')))]
+            for tta, out in outs.items()}
     assert len(maps[True]) == len(maps[False]) > 0
     assert any(not np.array_equal(a, b)
                for a, b in zip(maps[False], maps[True]))
 
     cls_overlay = osp.join(ROOT, 'configs', '_toy_', 'imagenet.py')
-    cls = load_inference_config(CLS_CONFIG, [cls_overlay])
-    checkpoint = _built_checkpoint(cls, tmp_path / 'cls.pth')
-    scores = {}
-    for tta in (False, True):
-        out = tmp_path / f'cls{tta}.pkl'
-        run_main('tools/test.py', [
-            CLS_CONFIG, checkpoint, '--overlay', cls_overlay, '--work-dir',
-            tmp_path / f'cw{tta}', '--out', out,
-            *(['--tta'] if tta else []), '--cfg-options'] +
-            _loader_options(toy_imagenet))
-        scores[tta] = torch.stack([r['pred_score'] for r in
-                                   pickle.load(open(out, 'rb'))])
+    checkpoint = _built_checkpoint(load_inference_config(
+        CLS_CONFIG, [cls_overlay]), tmp_path / 'cls.pth')
+    outs = _test_with_and_without_tta(
+        CLS_CONFIG, checkpoint, tmp_path / 'cls',
+        _loader_options(toy_imagenet), overlay=cls_overlay)
+    scores = {tta: torch.stack([r['pred_score'] for r in
+                                pickle.load(open(out, 'rb'))])
+              for tta, out in outs.items()}
     assert scores[True].shape == scores[False].shape
     assert not torch.allclose(scores[True], scores[False])
+
+
+@pytest.mark.parametrize('config', [
+    'retinanet_efficientvit_m1.py', 'mask_rcnn_castling_vit_xs.py',
+    'semantic_fpn_cas_vit_xs.py', 'upernet_efficientvit_m0.py',
+    'imagenet_cmt_ti.py'])
+def test_configs_run_in_their_inferencer(config, tmp_path):
+    """Each head's real config (its full-size test pipeline) in the
+    library's Inferencer, random weights: one prediction of the task's
+    kind; Mask R-CNN's carry masks."""
+    from mmvit.apis.inference import infer_images, init_inferencer
+    from mmvit.export.onnx import synthetic_images
+    image = synthetic_images(str(tmp_path), [(120, 160)])[0]
+    inferencer = init_inferencer(osp.join(ROOT, 'configs', config),
+                                 device='cpu')
+    out = tmp_path / 'out'
+    prediction, = infer_images(inferencer, image, str(out),
+                               pred_score_thr=0.0)
+    assert len(glob.glob(str(out / 'vis' / '*'))) == 1
+    assert len(glob.glob(str(out / 'preds' / '*'))) == 1
+    if config.startswith(('retinanet', 'mask_rcnn')):
+        assert len(prediction['bboxes']) == len(prediction['scores'])
+        if config.startswith('mask_rcnn'):
+            assert len(prediction['masks']) == len(prediction['bboxes'])
+    elif config.startswith('imagenet'):
+        assert len(prediction['pred_scores']) == 1000
+    else:
+        assert prediction.shape == (120, 160)
+        assert prediction.max() < 150
+
+
+def test_mask_tta_merges_boxes_and_their_masks():
+    """Two views of a 6x8 image, the second flipped: the flipped view's
+    box and mask are mapped back, NMS merges the two copies of the same
+    object, and every kept detection keeps its own mask."""
+    from mmdet.structures import DetDataSample
+    from mmengine.config import ConfigDict
+    from mmengine.structures import InstanceData
+
+    from mmvit.models.tta import MaskDetTTAModel
+    class Detector(torch.nn.Module):  # merge_preds needs no detector
+
+        def test_step(self, data):
+            return data
+
+    model = MaskDetTTAModel(module=Detector(), tta_cfg=ConfigDict(
+        nms=dict(type='nms', iou_threshold=0.5), max_per_img=10))
+    mask = torch.zeros(6, 8, dtype=torch.bool)
+    mask[1:4, 0:3] = True  # the object, at the left
+    other = torch.zeros(6, 8, dtype=torch.bool)
+    other[4:6, 5:8] = True
+
+    def view(flip, boxes, scores, masks):
+        sample = DetDataSample(metainfo=dict(
+            ori_shape=(6, 8), flip=flip, flip_direction='horizontal'))
+        sample.pred_instances = InstanceData(
+            bboxes=torch.tensor(boxes, dtype=torch.float32),
+            scores=torch.tensor(scores), labels=torch.tensor([0] * len(
+                scores)), masks=torch.stack(masks))
+        return sample
+
+    plain = view(False, [[0, 1, 3, 4], [5, 4, 8, 6]], [0.9, 0.6],
+                 [mask, other])
+    flipped = view(True, [[5, 1, 8, 4]], [0.8], [mask.flip(-1)])
+    merged = model.merge_preds([[plain, flipped]])[0].pred_instances
+    assert merged.scores.tolist() == pytest.approx([0.9, 0.6])
+    assert torch.equal(merged.masks[0], mask)
+    assert torch.equal(merged.masks[1], other)
+    alone = model.merge_preds([[view(True, [[5, 1, 8, 4]], [0.8],
+                                      [mask.flip(-1)])]])[0].pred_instances
+    assert alone.bboxes.tolist() == [[0, 1, 3, 4]]
+    assert torch.equal(alone.masks[0], mask)

@@ -229,13 +229,15 @@ def _toy_whole_model(config, overlay):
     ('retinanet_efficientvit_m0.py', 'retinanet.py'),
     ('mask_rcnn_cmt_ti.py', 'mask_rcnn.py'),
     ('upernet_cas_vit_xs.py', 'upernet.py'),
-], ids=['retinanet', 'mask_rcnn', 'upernet'])
+    ('semantic_fpn_efficientvit_m0.py', 'ade.py'),
+], ids=['retinanet', 'mask_rcnn', 'upernet', 'semantic_fpn'])
 def test_whole_model_matches_pytorch_at_other_sizes(config, overlay,
                                                     tmp_path):
     """The deployed detector / segmentor, post-processing included, traced
     at one size: onnxruntime's boxes, scores, labels and pasted masks, or
     label maps, equal the eval model's ``predict`` on images of two other
-    sizes (the toy pipeline resizes them to 128x96 and 86x128 inputs)."""
+    sizes (detectors: inputs of 96x128 and 128x96, the second padded from
+    128x85; segmentors: 128x171 and 192x128)."""
     cfg, model = _toy_whole_model(config, overlay)
     deployed = switch_to_deploy(copy.deepcopy(model))
     path = str(tmp_path / 'model.onnx')

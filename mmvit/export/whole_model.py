@@ -148,6 +148,32 @@ else:
         return swap_class(module, AllLevelsRoIExtractor)
 
 
+try:
+    from mmseg.models.utils import Upsample
+except ImportError:  # mmseg absent
+    Upsample = None
+else:
+    class TracedSizeUpsample(Upsample):
+        """mmseg's ``Upsample`` (as in Semantic FPN's head) with its output
+        size ``floor(size * scale_factor)`` computed on the traced input
+        size, where the library's ``int()`` would fix it to the example's."""
+
+        def forward(self, x):
+            if self.size:
+                return super().forward(x)
+            factors = self.scale_factor if isinstance(
+                self.scale_factor, tuple) else (self.scale_factor, ) * 2
+            size = [int(t * f) if isinstance(t, int) else
+                    (t * f).floor().to(torch.long)
+                    for t, f in zip(x.shape[-2:], factors)]
+            return F.interpolate(x, size, None, self.mode,
+                                 self.align_corners)
+
+    @export_rule(Upsample)
+    def _upsample(module):
+        return swap_class(module, TracedSizeUpsample)
+
+
 # -- detectors ------------------------------------------------------------------
 class DenseDetectorEnd2End(nn.Module):
     """A single-stage dense detector (RetinaNet, ...) with mmdet's

@@ -24,8 +24,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
 from mmengine.config import DictAction  # noqa: E402
 
 from mmvit.export.onnx import (EXPORTERS, ToolError,  # noqa: E402
-                               check_export_args, export_backbone_or_dense,
-                               export_whole_model)
+                               check_export_args)
 from mmvit.families import backbone_types  # noqa: E402
 
 BACKBONES = tuple(backbone_types())
@@ -113,6 +112,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    from mmvit.apis.export import export_backbone_or_dense, export_whole_model
     try:
         if args.backbone is not None or args.dense_outputs:
             return export_backbone_or_dense(args)
