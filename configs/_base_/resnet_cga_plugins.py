@@ -3,8 +3,6 @@
 # 6 + 3 blocks at 256 and 512 channels), through mmdet ResNet's `plugins=`
 # as mmdet's GCNet and attention configs insert their blocks. The blocks
 # start as the identity, so an ImageNet ResNet keeps its function at step 0.
-custom_imports = dict(imports=['mmvit'], allow_failed_imports=False)
-
 cga_plugin = dict(
     cfg=dict(type='mmvit.CGABlock', num_heads=4, key_dim=16),
     stages=(False, False, True, True),
