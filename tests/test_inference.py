@@ -34,11 +34,12 @@ def trained(toy_coco, tmp_path_factory):
     """tools/train.py: the toy RetinaNet for one epoch (2 iterations);
     (work dir, the config it dumped there, its checkpoint)."""
     work = tmp_path_factory.mktemp('trained_retinanet')
-    # a name of its own: mmengine reuses the visualizer (and its log
-    # folder) of an earlier run in this process with the same name
+    # a visualizer of its own: mmdet's configs name theirs 'visualizer', and
+    # mmengine then reuses (with its log folder) the one an earlier run in
+    # this process made
     run_main('tools/train.py', [CONFIG, '--overlay', OVERLAY, '--work-dir',
                                 work] + toy_options(toy_coco, 1) +
-             ['experiment_name=test_inference'])
+             ['visualizer.name=test_inference_training'])
     dumped = work / osp.basename(CONFIG)
     assert dumped.is_file()
     return work, str(dumped), str(work / 'epoch_1.pth')
