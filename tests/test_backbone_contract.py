@@ -178,6 +178,39 @@ def test_norm_eval(family, arch):
 
 
 @pytest.mark.parametrize('family,arch', SMALLEST)
+def test_with_cp_recomputes_blocks(family, arch):
+    """``with_cp=True``: the same outputs and gradients (drop path on, so
+    the replayed RNG matters), and far fewer bytes kept for the backward
+    pass."""
+    results = []
+    for with_cp in (False, True):
+        torch.manual_seed(0)
+        model = build(family, arch, with_cp=with_cp, drop_path_rate=0.2)
+        model.train()
+        x = torch.randn(2, 3, 96, 128)
+        kept = []
+
+        def pack(tensor):
+            kept.append(tensor.numel() * tensor.element_size())
+            return tensor
+
+        torch.manual_seed(1)
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            outs = model(x)
+        sum(o.square().mean() for o in outs).backward()
+        grads = [p.grad.clone() for p in model.parameters()
+                 if p.grad is not None]
+        results.append((outs, grads, sum(kept)))
+    (outs, grads, kept), (outs_cp, grads_cp, kept_cp) = results
+    for a, b in zip(outs, outs_cp):
+        torch.testing.assert_close(b, a)
+    assert len(grads) == len(grads_cp) > 0
+    for a, b in zip(grads, grads_cp):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)
+    assert kept_cp < 0.5 * kept, (family, kept_cp, kept)
+
+
+@pytest.mark.parametrize('family,arch', SMALLEST)
 def test_own_checkpoint_round_trip(family, arch, tmp_path):
     source = randomize(build(family, arch)).eval()
     path = tmp_path / 'detector.pth'

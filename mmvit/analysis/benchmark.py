@@ -458,20 +458,27 @@ def _quiet_native_stderr():
         os.close(devnull)
 
 
-def cpu_peak_memory(module, size, opts):
-    """Peak bytes of CPU tensor memory one forward at ``size`` allocates
-    beyond what was live before it: the running sum of the allocation and
-    free events the PyTorch profiler records from the CPU allocator
-    (``profile_memory=True``). Frees of memory allocated before the forward
-    are not events, so weights and the input do not count."""
-    inputs = make_inputs([size], opts)[size]
+def peak_memory_of(fn, device='cpu'):
+    """Peak bytes of tensor memory that one call of ``fn`` allocates beyond
+    what was live before it. On CUDA: ``max_memory_allocated``. On the CPU:
+    the running sum of the allocation and free events the PyTorch profiler
+    records from the CPU allocator (``profile_memory=True``); frees of
+    memory allocated before the call are not events, so what was live
+    before (weights, inputs) does not count."""
+    device = torch.device(device)
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - base
     # torch.autograd.profiler.profile, not torch.profiler.profile: the
     # latter imports torch._inductor on start (seconds, for nothing here).
     from torch.autograd.profiler import profile
-    with torch.no_grad(), opts.autocast():
-        with _quiet_native_stderr():
-            with profile(use_kineto=True, profile_memory=True) as prof:
-                module(inputs)
+    with _quiet_native_stderr():
+        with profile(use_kineto=True, profile_memory=True) as prof:
+            fn()
     with tempfile.TemporaryDirectory() as tmp:
         path = osp.join(tmp, 'trace.json')
         with _quiet_native_stderr():
@@ -487,6 +494,18 @@ def cpu_peak_memory(module, size, opts):
         live += int(event['args']['Bytes'])
         peak = max(peak, live)
     return peak
+
+
+def cpu_peak_memory(module, size, opts):
+    """Peak bytes of CPU tensor memory of one forward at ``size``
+    (:func:`peak_memory_of`)."""
+    inputs = make_inputs([size], opts)[size]
+
+    def forward():
+        with torch.no_grad(), opts.autocast():
+            module(inputs)
+
+    return peak_memory_of(forward)
 
 
 NOISY_SPREAD = 1.5

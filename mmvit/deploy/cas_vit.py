@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from mmvit.models.backbones.cas_vit import CASBlock, CASViT
+from mmvit.models.layers import row_bands
 from . import deploy_rule, swap_class
 from .fold import (fold_conv_norm, fold_norm_into_next_conv, foldable_norm,
                    norm_left, stack_convs)
@@ -99,9 +100,16 @@ class DeployedCASBlock(nn.Module):
                        fused=fused)
         x = fused_conv(y, expand, other=x, binary='add', fused=fused)
         x = self.token_mixer(x, x)
-        y = fused_conv(x, self.mlp.fc1, self.mlp.act, fused=fused)
-        return fused_conv(y, self.mlp.fc2, other=x, binary='add',
-                          fused=fused)
+        mlp = self.mlp
+        bands = row_bands(x.shape[0], mlp.fc1.out_channels, *x.shape[2:],
+                          x.element_size())
+        outs = []
+        for start, stop in bands:  # as ConvMlp: the hidden map in bands
+            part = x[:, :, start:stop] if len(bands) > 1 else x
+            y = fused_conv(part, mlp.fc1, mlp.act, fused=fused)
+            outs.append(fused_conv(y, mlp.fc2, other=part, binary='add',
+                                   fused=fused))
+        return outs[0] if len(outs) == 1 else torch.cat(outs, 2)
 
 
 def block_foldable(block):

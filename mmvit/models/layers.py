@@ -4,6 +4,7 @@ from collections import OrderedDict
 import torch
 from mmcv.cnn import build_activation_layer, build_norm_layer
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 
 class ConvNormAct(nn.Sequential):
@@ -31,8 +32,60 @@ class ConvNormAct(nn.Sequential):
         super().__init__(layers)
 
 
+#: the largest intermediate (bytes) that a position-wise layer makes in one
+#: piece; above it the map is processed in bands of rows. glibc's malloc
+#: serves blocks above 32 MB with fresh mmap()s, which the first touch
+#: page-faults on every forward: without bands the widest tensors of a
+#: 1024x1024 input cost about as much again as their arithmetic.
+BAND_BYTES = 8 << 20
+
+
+def row_bands(batch, channels, height, width, itemsize=4):
+    """``[(start, stop), ...]`` rows splitting a (batch, channels, height,
+    width) map so that each band holds at most :data:`BAND_BYTES` (at least
+    one row); one band when the whole map fits."""
+    rows = max(1, BAND_BYTES // max(1, batch * channels * width * itemsize))
+    return [(r, min(r + rows, height)) for r in range(0, height, rows)]
+
+
+def project_parts(layer, x, parts, dim):
+    """``layer(x).chunk(parts, dim)`` (a ``Linear`` or a 1x1 ``Conv2d`` that
+    projects to ``parts`` stacked outputs, e.g. q, k, v); each part computed
+    with its own slice of the weights when the whole output would exceed
+    :data:`BAND_BYTES`, so that no temporary holds all of them."""
+    if x.numel() // x.shape[dim] * layer.weight.shape[0] * \
+            x.element_size() <= BAND_BYTES:
+        return layer(x).chunk(parts, dim)
+    weights = layer.weight.chunk(parts, 0)
+    biases = (None, ) * parts if layer.bias is None else \
+        layer.bias.chunk(parts, 0)
+    if isinstance(layer, nn.Linear):
+        return tuple(nn.functional.linear(x, w, b)
+                     for w, b in zip(weights, biases))
+    return tuple(layer._conv_forward(x, w, b)
+                 for w, b in zip(weights, biases))
+
+
+def run_blocks(blocks, x, *args, with_cp=False):
+    """``x`` through each of ``blocks`` in turn (``block(x, *args)``).
+
+    With ``with_cp``, a block that trains with gradients enabled is run
+    under ``torch.utils.checkpoint`` (non-reentrant): its activations are
+    recomputed in the backward pass instead of being kept (the RNG state is
+    replayed, so drop path draws the same).
+    """
+    for block in blocks:
+        if with_cp and block.training and torch.is_grad_enabled():
+            x = checkpoint(block, x, *args, use_reentrant=False)
+        else:
+            x = block(x, *args)
+    return x
+
+
 class ConvMlp(nn.Module):
-    """Two 1x1 convolutions with an activation between: C -> hidden -> C."""
+    """Two 1x1 convolutions with an activation between: C -> hidden -> C,
+    computed in bands of rows where the hidden map is large
+    (:func:`row_bands`; position-wise, so the result is the same)."""
 
     def __init__(self, channels, hidden_channels, act_cfg=dict(type='GELU'),
                  drop=0.):
@@ -43,8 +96,12 @@ class ConvMlp(nn.Module):
         self.drop = nn.Dropout(drop) if drop > 0 else nn.Identity()
 
     def forward(self, x):
-        x = self.drop(self.act(self.fc1(x)))
-        return self.drop(self.fc2(x))
+        bands = row_bands(x.shape[0], self.fc1.out_channels, *x.shape[2:],
+                          x.element_size())
+        outs = [self.drop(self.fc2(self.drop(self.act(self.fc1(
+            x[:, :, start:stop] if len(bands) > 1 else x)))))
+            for start, stop in bands]
+        return outs[0] if len(outs) == 1 else torch.cat(outs, 2)
 
 
 def transformer_init_cfg(norm_layers=('LayerNorm', )):

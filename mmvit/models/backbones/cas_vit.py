@@ -14,7 +14,8 @@ from torch import nn
 
 from mmvit.converters.cas_vit import convert_backbone
 from mmvit.registry import MODELS
-from ..layers import ConvMlp, ConvNormAct, drop_path_rates
+from ..layers import (ConvMlp, ConvNormAct, drop_path_rates, project_parts,
+                      run_blocks)
 from ..utils import MMViTBackbone, parse_arch
 
 
@@ -61,7 +62,7 @@ class AdditiveTokenMixer(nn.Module):
         self.drop = nn.Dropout(drop) if drop > 0 else nn.Identity()
 
     def forward(self, x):
-        q, k, v = self.qkv(x).chunk(3, dim=1)
+        q, k, v = project_parts(self.qkv, x, 3, dim=1)
         mixed = self.dwc(self.q_gate(q) + self.k_gate(k))
         return self.drop(self.proj(mixed * v))
 
@@ -93,6 +94,7 @@ class CASBlock(nn.Module):
 
 class CASStage(nn.Module):
     """An optional stride-2 conv3x3 + BN downsampling, then the blocks."""
+    with_cp = False  # set by the backbone's ``with_cp``
 
     def __init__(self, in_channels, channels, depth, mlp_ratio, dpr,
                  downsample, norm_cfg, act_cfg):
@@ -108,7 +110,7 @@ class CASStage(nn.Module):
     def forward(self, x):
         if self.downsample is not None:
             x = self.downsample(x)
-        return self.blocks(x)
+        return run_blocks(self.blocks, x, with_cp=self.with_cp)
 
 
 @MODELS.register_module()
@@ -128,6 +130,9 @@ class CASViT(MMViTBackbone):
             ``rate * j / (N - 1)``.
         norm_cfg (dict): normalisation of every layer. Defaults to BN.
         act_cfg (dict): activation of blocks. Defaults to GELU.
+        with_cp (bool): recompute each block in the backward pass instead
+            of keeping its activations (``torch.utils.checkpoint``):
+            less memory for more time while training.
         deploy (bool): build the deployed structure (see
             :class:`~mmvit.models.utils.MMViTBackbone`).
         init_cfg (dict, optional): e.g. ``dict(type='Pretrained',
@@ -154,13 +159,14 @@ class CASViT(MMViTBackbone):
                  drop_path_rate=0.,
                  norm_cfg=dict(type='BN'),
                  act_cfg=dict(type='GELU'),
+                 with_cp=False,
                  deploy=False,
                  init_cfg=None):
         settings = parse_arch(arch, self.arch_settings, 'CASViT',
                               ('channels', ))
         depths, channels = settings['depths'], settings['channels']
         super().__init__(len(depths), out_indices, frozen_stages, norm_eval,
-                         in_channels, init_cfg, deploy)
+                         in_channels, init_cfg, deploy, with_cp)
         self._set_stage_outputs(channels, first_stride=4)
 
         stem_act = dict(type='ReLU')

@@ -36,7 +36,8 @@ from mmcv.cnn.bricks.transformer import PatchEmbed
 from torch import nn
 
 from mmvit.registry import MODELS
-from ..layers import drop_path_rates, transformer_init_cfg
+from ..layers import (drop_path_rates, project_parts, row_bands,
+                      run_blocks, transformer_init_cfg)
 from ..utils import MMViTBackbone, normalize_out_indices, parse_arch
 
 RES_CONVS = ('spatial', 'token1d')
@@ -107,12 +108,14 @@ class LinearAngularAttention(nn.Module):
         return self.aux_softmax and self.training and self.aux_factor != 0.
 
     def _residual(self, v, hw_shape):
+        """The depthwise convolution of v, (B, heads, N, dims) in and out;
+        on the 2-D map it reads v's tokens as a channels-last map (views,
+        no copies when v is a view of a (B, N, C) tensor)."""
         if self.res_conv == 'token1d':
             return self.dconv(v)
         batch, heads, length, dims = v.shape
-        fmap = v.transpose(1, 2).reshape(batch, length, heads * dims)
-        fmap = fmap.transpose(1, 2).reshape(batch, heads * dims, *hw_shape)
-        out = self.dconv(fmap).flatten(2).transpose(1, 2)
+        fmap = v.transpose(1, 2).reshape(batch, *hw_shape, heads * dims)
+        out = self.dconv(fmap.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         return out.reshape(batch, length, heads, dims).transpose(1, 2)
 
     def forward(self, x, hw_shape):
@@ -120,20 +123,24 @@ class LinearAngularAttention(nn.Module):
         if hw_shape[0] * hw_shape[1] != length:
             raise ValueError(f'LinearAngularAttention: hw_shape {hw_shape} '
                              f'does not hold {length} tokens')
-        q, k, v = self.qkv(x).reshape(batch, length, 3, self.num_heads,
-                                      self.head_dims).permute(2, 0, 3, 1,
-                                                              4).unbind(0)
+        # (B, heads, N, dims) views of (B, N, C) projections
+        q, k, v = (t.view(batch, length, self.num_heads,
+                          self.head_dims).transpose(1, 2)
+                   for t in project_parts(self.qkv, x, 3, dim=-1))
         aux = None
         if self.uses_aux_branch():
             probs = ((q * self.scale) @ k.transpose(-2, -1)).softmax(dim=-1)
             aux = self.aux_factor * (
                 (probs * (probs > self.aux_threshold)) @ v)
-        q = q / q.norm(dim=-1, keepdim=True)
         k = k / k.norm(dim=-1, keepdim=True)
-        residual = self._residual(v, hw_shape)
-        linear = (1 / math.pi) * (q @ (k.transpose(-2, -1) @ v))
-        out = (0.5 * v if aux is None else aux + 0.5 * v) + linear
-        out = out / out.norm(dim=-1, keepdim=True) + residual
+        # twice (0.5 v + q_hat (k_hat^T v) / pi): the L2 normalisation
+        # below removes the factor; q's norm scales the product's rows
+        out = torch.addcmul(v, q @ (k.transpose(-2, -1) @ v),
+                            (2 / math.pi) / q.norm(dim=-1, keepdim=True))
+        if aux is not None:
+            out = out + 2 * aux
+        out = torch.addcdiv(self._residual(v, hw_shape), out,
+                            out.norm(dim=-1, keepdim=True))
         return self.proj(out.transpose(1, 2).reshape(batch, length,
                                                      channels))
 
@@ -158,7 +165,10 @@ class MixFFN(nn.Module):
     Works on tokens: the depthwise conv reads them as a channels-last map
     (a view, no copy) and its output is read back the same way, so no layout
     conversion moves the widest tensors of the network (mmdet's MixFFN runs
-    1x1 convolutions on NCHW maps and converts twice).
+    1x1 convolutions on NCHW maps and converts twice). A large map goes
+    through in bands of rows (:func:`~mmvit.models.layers.row_bands`), each
+    with one row above and below for the 3x3 convolution: the same result
+    without a hidden-width tensor of the whole map.
     """
 
     def __init__(self, dim, hidden):
@@ -170,10 +180,17 @@ class MixFFN(nn.Module):
 
     def forward(self, x, hw_shape):
         batch, length, _ = x.shape
-        x = self.fc1(x)
-        fmap = x.view(batch, *hw_shape, -1).permute(0, 3, 1, 2)
-        x = self.act(self.dwconv(fmap))
-        return self.fc2(x.permute(0, 2, 3, 1).reshape(batch, length, -1))
+        height, width = hw_shape
+        fmap = x.view(batch, height, width, -1)
+        outs = []
+        for start, stop in row_bands(batch, self.fc1.out_features, height,
+                                     width, x.element_size()):
+            low, high = max(start - 1, 0), min(stop + 1, height)
+            y = self.fc1(fmap[:, low:high]).permute(0, 3, 1, 2)
+            y = self.act(self.dwconv(y)[:, :, start - low:stop - low])
+            outs.append(self.fc2(y.permute(0, 2, 3, 1)))
+        out = outs[0] if len(outs) == 1 else torch.cat(outs, 1)
+        return out.reshape(batch, length, -1)
 
 
 class CastlingBlock(nn.Module):
@@ -196,6 +213,7 @@ class CastlingBlock(nn.Module):
 
 class CastlingStage(nn.Module):
     """Overlapping patch embedding, blocks, LayerNorm."""
+    with_cp = False  # set by the backbone's ``with_cp``
 
     def __init__(self, in_channels, dim, depth, num_heads, mlp_ratio, dpr,
                  first, res_conv, aux_softmax):
@@ -212,9 +230,8 @@ class CastlingStage(nn.Module):
 
     def forward(self, x):
         x, hw_shape = self.patch_embed(x)
-        for block in self.blocks:
-            x = block(x, hw_shape)
-        x = self.norm(x)
+        x = self.norm(run_blocks(self.blocks, x, hw_shape,
+                                 with_cp=self.with_cp))
         return x.transpose(1, 2).reshape(x.shape[0], -1, *hw_shape)
 
 
@@ -240,6 +257,9 @@ class CastlingViT(MMViTBackbone):
             attention is affordable at ImageNet sizes in every stage, but
             at detection sizes only in the coarse stages (at 1333x800 the
             first stage has 66,600 tokens: 4.4e9 logits per head).
+        with_cp (bool): recompute each block in the backward pass instead
+            of keeping its activations (``torch.utils.checkpoint``):
+            less memory for more time while training.
         deploy (bool): build the deployed structure (no auxiliary branch;
             see :class:`~mmvit.models.utils.MMViTBackbone`).
         init_cfg (dict | list, optional): ``Pretrained`` or, by default,
@@ -265,6 +285,7 @@ class CastlingViT(MMViTBackbone):
                  res_conv='spatial',
                  aux_softmax=True,
                  aux_stages=(0, 1, 2, 3),
+                 with_cp=False,
                  deploy=False,
                  init_cfg=None):
         settings = parse_arch(arch, self.arch_settings, 'CastlingViT',
@@ -274,7 +295,7 @@ class CastlingViT(MMViTBackbone):
         if init_cfg is None:
             init_cfg = transformer_init_cfg()
         super().__init__(num_stages, out_indices, frozen_stages, norm_eval,
-                         in_channels, init_cfg, deploy)
+                         in_channels, init_cfg, deploy, with_cp)
         aux_stages = normalize_out_indices(aux_stages, num_stages,
                                            'CastlingViT (aux_stages)') \
             if aux_softmax else ()

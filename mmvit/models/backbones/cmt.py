@@ -46,7 +46,7 @@ from torch import nn
 from mmvit.converters.cmt import convert_backbone
 from mmvit.registry import MODELS
 from ..layers import (ConvNormAct, DerivedTensorCache, drop_path_rates,
-                      transformer_init_cfg)
+                      run_blocks, transformer_init_cfg)
 from ..utils import MMViTBackbone, parse_arch
 
 _GELU = dict(type='GELU')
@@ -235,6 +235,7 @@ class PatchEmbed(nn.Module):
 
 class CMTStage(nn.Module):
     """Patch embedding, the stage's position bias, and its blocks."""
+    with_cp = False  # set by the backbone's ``with_cp``
 
     def __init__(self, in_channels, channels, depth, num_heads, sr_ratio,
                  mlp_ratio, train_grid, dpr, norm_cfg, fused_attn=True):
@@ -252,9 +253,8 @@ class CMTStage(nn.Module):
         """NCHW map in, tokens ``(B, H*W, C)`` and ``(H, W)`` out."""
         x, size = self.patch_embed(x)
         bias = self.pos_bias(size, self.blocks[0].attn.key_size(size))
-        for block in self.blocks:
-            x = block(x, size, bias)
-        return x, size
+        return run_blocks(self.blocks, x, size, bias,
+                          with_cp=self.with_cp), size
 
 
 @MODELS.register_module()
@@ -287,6 +287,9 @@ class CMT(MMViTBackbone):
             checkpoint=...)`` for ImageNet weights; by default the official
             initialisation (truncated normal linear layers, fan-out Kaiming
             convolutions, unit norms; position biases standard normal).
+        with_cp (bool): recompute each block in the backward pass instead
+            of keeping its activations (``torch.utils.checkpoint``):
+            less memory for more time while training.
         deploy (bool): build the deployed structure (see
             :class:`~mmvit.models.utils.MMViTBackbone`).
     """
@@ -316,6 +319,7 @@ class CMT(MMViTBackbone):
                  norm_cfg=dict(type='BN'),
                  fused_attn=True,
                  out_norms=True,
+                 with_cp=False,
                  deploy=False,
                  init_cfg=None):
         settings = parse_arch(arch, self.arch_settings, 'CMT',
@@ -329,7 +333,7 @@ class CMT(MMViTBackbone):
         if init_cfg is None:
             init_cfg = transformer_init_cfg(('LayerNorm', '_BatchNorm'))
         super().__init__(num_stages, out_indices, frozen_stages, norm_eval,
-                         in_channels, init_cfg, deploy)
+                         in_channels, init_cfg, deploy, with_cp)
         self.arch = settings
         self._set_stage_outputs(channels, first_stride=4)
 

@@ -25,7 +25,8 @@ from torch import nn
 
 from mmvit.converters.efficientvit import convert_backbone
 from mmvit.registry import MODELS
-from ..layers import ConvNormAct, DerivedTensorCache, drop_path_rates
+from ..layers import (ConvNormAct, DerivedTensorCache, drop_path_rates,
+                      run_blocks)
 from ..utils import MMViTBackbone, parse_arch
 
 
@@ -259,6 +260,7 @@ class Downsample(nn.Sequential):
 
 class EfficientViTStage(nn.Module):
     """An optional downsampling unit, then the blocks."""
+    with_cp = False  # set by the backbone's ``with_cp``
 
     def __init__(self, in_channels, channels, depth, num_heads, kernels,
                  key_dim, window_size, dpr, downsample):
@@ -273,7 +275,7 @@ class EfficientViTStage(nn.Module):
     def forward(self, x):
         if self.downsample is not None:
             x = self.downsample(x)
-        return self.blocks(x)
+        return run_blocks(self.blocks, x, with_cp=self.with_cp)
 
 
 @MODELS.register_module()
@@ -294,6 +296,9 @@ class EfficientViT(MMViTBackbone):
         window_size (int): attention window. Defaults to 7.
         drop_path_rate (float): stochastic depth over the blocks' residual
             branches, rising linearly to this value. Defaults to 0.
+        with_cp (bool): recompute each block in the backward pass instead
+            of keeping its activations (``torch.utils.checkpoint``):
+            less memory for more time while training.
         deploy (bool): build the deployed structure (see
             :class:`~mmvit.models.utils.MMViTBackbone`).
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=...)``.
@@ -323,6 +328,7 @@ class EfficientViT(MMViTBackbone):
                  key_dim=16,
                  window_size=7,
                  drop_path_rate=0.,
+                 with_cp=False,
                  deploy=False,
                  init_cfg=None):
         settings = parse_arch(arch, self.arch_settings, 'EfficientViT',
@@ -333,7 +339,7 @@ class EfficientViT(MMViTBackbone):
             raise ValueError(f'EfficientViT: the first stage width '
                              f'{channels[0]} must be a multiple of 8')
         super().__init__(num_stages, out_indices, frozen_stages, norm_eval,
-                         in_channels, init_cfg, deploy)
+                         in_channels, init_cfg, deploy, with_cp)
         self.arch = settings
         self.window_size = window_size
         self._set_stage_outputs(channels, first_stride=16)

@@ -33,13 +33,16 @@ class MMViTBackbone(BaseModule):
             :func:`mmvit.deploy.switch_to_deploy` directly (folded norms,
             merged layers; eval mode only), e.g. to load a checkpoint saved
             after deployment.
+        with_cp (bool): activation checkpointing: every stage recomputes
+            its blocks in the backward pass (:func:`~mmvit.models.layers.
+            run_blocks`) instead of keeping their activations.
     """
     #: ``f(state_dict, model_state_dict) -> state_dict`` mapping official
     #: keys to ours (None: the family has no other layout)
     checkpoint_converter: Optional[Callable] = None
 
     def __init__(self, num_stages, out_indices, frozen_stages, norm_eval,
-                 in_channels=3, init_cfg=None, deploy=False):
+                 in_channels=3, init_cfg=None, deploy=False, with_cp=False):
         super().__init__(init_cfg=init_cfg)
         owner = type(self).__name__
         self.num_stages = num_stages
@@ -51,6 +54,7 @@ class MMViTBackbone(BaseModule):
         self.in_channels = in_channels
         self.deploy = bool(deploy)
         self.deployed = False
+        self.with_cp = bool(with_cp)
 
     def _set_stage_outputs(self, channels, first_stride):
         """Record the stage widths and, for the selected outputs, their
@@ -60,9 +64,11 @@ class MMViTBackbone(BaseModule):
         self.out_strides = tuple(first_stride * 2**i for i in self.out_indices)
 
     def _finish_init(self):
-        """Freeze the requested stages; build the deployed structure when
-        asked (``deploy=True``)."""
+        """Freeze the requested stages, hand ``with_cp`` to the stages;
+        build the deployed structure when asked (``deploy=True``)."""
         self._freeze_stages()
+        for stage in self.stages:
+            stage.with_cp = self.with_cp
         if self.deploy:
             MODEL_PASSES.get('switch_to_deploy')(self)
 
