@@ -43,6 +43,19 @@ from ..utils import MMViTBackbone, normalize_out_indices, parse_arch
 RES_CONVS = ('spatial', 'token1d')
 
 
+def depthwise_residual(conv, mode, v, hw_shape):
+    """The depthwise convolution ``conv`` of v, (B, heads, N, dims) in and
+    out: over the 2-D map (``mode='spatial'``; v's tokens read as a
+    channels-last map, views and no copies when v is a view of a (B, N, C)
+    tensor) or along the token sequence (``'token1d'``)."""
+    if mode == 'token1d':
+        return conv(v)
+    batch, heads, length, dims = v.shape
+    fmap = v.transpose(1, 2).reshape(batch, *hw_shape, heads * dims)
+    out = conv(fmap.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+    return out.reshape(batch, length, heads, dims).transpose(1, 2)
+
+
 @MODELS.register_module()
 class LinearAngularAttention(nn.Module):
     """Linear-angular attention over tokens ``x`` of shape (B, N, C).
@@ -107,17 +120,6 @@ class LinearAngularAttention(nn.Module):
         """True only while training with a non-zero factor."""
         return self.aux_softmax and self.training and self.aux_factor != 0.
 
-    def _residual(self, v, hw_shape):
-        """The depthwise convolution of v, (B, heads, N, dims) in and out;
-        on the 2-D map it reads v's tokens as a channels-last map (views,
-        no copies when v is a view of a (B, N, C) tensor)."""
-        if self.res_conv == 'token1d':
-            return self.dconv(v)
-        batch, heads, length, dims = v.shape
-        fmap = v.transpose(1, 2).reshape(batch, *hw_shape, heads * dims)
-        out = self.dconv(fmap.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-        return out.reshape(batch, length, heads, dims).transpose(1, 2)
-
     def forward(self, x, hw_shape):
         batch, length, channels = x.shape
         if hw_shape[0] * hw_shape[1] != length:
@@ -139,8 +141,9 @@ class LinearAngularAttention(nn.Module):
                             (2 / math.pi) / q.norm(dim=-1, keepdim=True))
         if aux is not None:
             out = out + 2 * aux
-        out = torch.addcdiv(self._residual(v, hw_shape), out,
-                            out.norm(dim=-1, keepdim=True))
+        out = torch.addcdiv(
+            depthwise_residual(self.dconv, self.res_conv, v, hw_shape), out,
+            out.norm(dim=-1, keepdim=True))
         return self.proj(out.transpose(1, 2).reshape(batch, length,
                                                      channels))
 
