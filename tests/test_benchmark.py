@@ -180,3 +180,22 @@ def test_replace_between_markers():
                 'x\n<!-- model-zoo:end -->\n<!-- model-zoo:start -->\n'):
         with pytest.raises(ValueError):
             zoo.replace_between_markers(bad, 'new')
+
+
+def test_train_benchmark_reports_time_and_memory(capsys, keep_threads):
+    """Training steps per setting: the same first loss (checked inside),
+    times, and with_cp's smaller peak memory."""
+    tool = load_tool('train_benchmark')
+    assert tool.main(['--backbone', 'CastlingViT', '--archs', 'xs',
+                      '--size', '64', '--batch', '2', '--settings', 'eager',
+                      'with_cp', 'fused_adamw', '--repeat', '2',
+                      '--threads', str(keep_threads)]) == 0
+    header, rows = table_rows(capsys.readouterr().out, 'xs')
+    assert header[2] == 'step ms @64x64 (min-max)'
+    assert [row[1] for row in rows] == ['eager', 'with_cp', 'fused_adamw']
+    memory = {row[1]: float(row[5]) for row in rows}
+    assert memory['eager'] == 1.0 and memory['with_cp'] < 0.8
+    assert all(float(row[3]) > 0 for row in rows)
+    with pytest.raises(SystemExit):
+        tool.main(['--backbone', 'CASViT', '--archs', 'xs', '--settings',
+                   'eager', 'eager'])

@@ -107,3 +107,44 @@ def backbone_training(name, arch, settings, size, **kwargs):
     """:func:`measure_training` of ``mmvit.models.<name>(arch=arch)``."""
     return measure_training(build_backbone(name, arch), settings, size,
                             **kwargs)
+
+
+def run(args):
+    """Measure and print the table of ``tools/analysis/train_benchmark.py``
+    (one row per variant and setting); returns the exit status."""
+    from .benchmark import (check_device, format_mib, machine_description,
+                            markdown_table, size_label, tune_glibc_malloc)
+    device = check_device(args.device)
+    tuned = device.type == 'cpu' and args.malloc_tuning and \
+        tune_glibc_malloc()
+    torch.set_num_threads(args.threads)
+    header = ['variant', 'setting', f'step ms @{size_label(args.size)} '
+              '(min-max)', 'speed-up', 'peak MiB', 'memory vs eager']
+    rows = []
+    for arch in args.archs:
+        results = backbone_training(
+            args.backbone, arch, args.settings, args.size, batch=args.batch,
+            repeat=args.repeat, warmup=args.warmup, device=device,
+            memory=not args.no_memory)
+        base = results[args.settings[0]]
+        for setting, result in results.items():
+            median, low, high = result['ms']
+            peak = result['peak_bytes']
+            rows.append([
+                arch, setting, f'{median:.1f} ({low:.1f}-{high:.1f})',
+                f'{base["ms"][0] / median:.2f}',
+                '-' if peak is None else format_mib(peak),
+                '-' if peak is None or not base['peak_bytes'] else
+                f'{peak / base["peak_bytes"]:.2f}'])
+    table = markdown_table(header, rows)
+    print(table)
+    print(f'\n{args.backbone}, training step (forward, backward, AdamW) on '
+          f'random {args.batch}x3x{args.size[0]}x{args.size[1]} images, '
+          f'median of {args.repeat} after {args.warmup} warm-up steps, '
+          f'settings interleaved; {machine_description(device, args.threads)}'
+          f'; glibc malloc {"tuned" if tuned else "default"}. Speed-up and '
+          f'memory relative to {args.settings[0]}.')
+    if args.out:
+        with open(args.out, 'w') as f:
+            f.write(table + '\n')
+    return 0
