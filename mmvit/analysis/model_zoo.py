@@ -310,6 +310,9 @@ def run(args):
     args.sizes = sorted(dict.fromkeys(args.sizes), key=bench.pixels)
     opts = bench.Options(device, batch=1, repeat=args.repeat,
                          warmup=args.warmup, memory=False)
+    if getattr(args, 'whole_models', False):
+        from . import whole_models
+        return whole_models.run(args, chosen, opts, tuned)
     rows, curves = [], {}
     began = time.perf_counter()
     for i, (family, variant) in enumerate(chosen, 1):

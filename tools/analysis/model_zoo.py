@@ -32,6 +32,8 @@ sys.path.insert(0, ROOT)
 from mmvit.analysis import benchmark as bench  # noqa: E402
 from mmvit.analysis.model_zoo import (DETECTORS, END, START,  # noqa: E402
                                       replace_between_markers, run, select)
+from mmvit.analysis.whole_models import END as WHOLE_END  # noqa: E402
+from mmvit.analysis.whole_models import START as WHOLE_START  # noqa: E402
 from mmvit.families import families  # noqa: E402
 
 FAMILIES = list(families())
@@ -70,6 +72,11 @@ def parse_args(argv=None):
                         f'{START} and {END} lines of this file')
     parser.add_argument('--plot', help='PNG of latency against input pixels')
     parser.add_argument('--no-malloc-tuning', action='store_true')
+    parser.add_argument('--whole-models', action='store_true',
+                        help='instead: RetinaNet, Mask R-CNN, Semantic FPN '
+                        'and UperNet of every variant and of ResNet-50, '
+                        'latency and GFLOPs (mmvit.analysis.whole_models; '
+                        '--readme fills the whole-models markers)')
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.threads < 1 or args.warmup < 0:
         parser.error('--repeat and --threads must be >= 1, --warmup >= 0')
@@ -77,8 +84,10 @@ def parse_args(argv=None):
         if not osp.isfile(args.readme):
             parser.error(f'--readme {args.readme!r}: no such file')
         with open(args.readme) as f:
+            markers = (WHOLE_START, WHOLE_END) if args.whole_models else \
+                (START, END)
             try:
-                replace_between_markers(f.read(), '')
+                replace_between_markers(f.read(), '', *markers)
             except ValueError as error:
                 parser.error(f'--readme {args.readme!r}: {error}')
     return args
