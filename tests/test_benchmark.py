@@ -199,3 +199,23 @@ def test_train_benchmark_reports_time_and_memory(capsys, keep_threads):
     with pytest.raises(SystemExit):
         tool.main(['--backbone', 'CASViT', '--archs', 'xs', '--settings',
                    'eager', 'eager'])
+
+
+def test_gpu_check_needs_cuda(capsys):
+    tool = load_tool('gpu_check')
+    if torch.cuda.is_available():
+        pytest.skip('a GPU is present: test_gpu_check_passes runs instead')
+    assert tool.main([]) == 2
+    assert 'CUDA is not available' in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_gpu_check_passes(capsys):
+    """mmcv's CUDA ops, an AMP step of every family, GPU paths equal to
+    the CPU's; throughput at a small batch (the full batches are the
+    tool's defaults)."""
+    tool = load_tool('gpu_check')
+    status = tool.main(['--batches', '8'])
+    printed = capsys.readouterr().out
+    assert status == 0, printed
+    assert printed.count(': OK') == 4
