@@ -12,7 +12,7 @@ from mmvit.registry import MODELS
 @pytest.mark.parametrize('family', ['CASViT', 'CastlingViT'])
 def test_bands_compute_what_one_piece_computes(family, monkeypatch):
     torch.manual_seed(0)
-    model = randomize(MODELS.build(dict(type=family, arch='xs')))
+    model = randomize(MODELS.get(family)(arch='xs'))
     x = torch.randn(2, 3, 92, 120, requires_grad=True)
 
     state = {k: v.clone() for k, v in model.state_dict().items()}

@@ -219,3 +219,25 @@ def test_gpu_check_passes(capsys):
     printed = capsys.readouterr().out
     assert status == 0, printed
     assert printed.count(': OK') == 4
+
+
+def test_whole_models_rows_and_table():
+    """The rows (mmdet's / mmseg's R-50 configs first, then each variant's
+    four heads) and the rendering: ratios to R-50, failures as notes."""
+    from mmvit.analysis import whole_models as wm
+    rows = wm.rows_to_measure([('efficientvit', 'm0')],
+                              osp.join(ROOT, 'configs'))
+    assert rows[0][0] == 'ResNet-50 (mmdet / mmseg)'
+    assert all(osp.isfile(p) for p in rows[0][1].values())
+    assert rows[1][0] == 'EfficientViT m0' and set(rows[1][1]) == \
+        set(wm.HEADS)
+    measured = [
+        (rows[0][0], {h: ((100.0, 90.0, 120.0), 50.0) for h in wm.HEADS}),
+        (rows[1][0], {'retinanet': ((40.0, 39.0, 41.0), 20.0),
+                      'mask_rcnn': RuntimeError('out of memory')})]
+    text = wm.render(measured, 2, 3, 1, torch.device('cpu'), False)
+    header, (cells, ) = table_rows(text, 'EfficientViT m0')
+    assert header[1] == 'RetinaNet @800x1344: CPU ms / GFLOPs'
+    assert cells[1:] == ['40 (0.40x) / 20', 'error [1]', '—', '—']
+    assert '[1] EfficientViT m0, Mask R-CNN: RuntimeError: out of memory' \
+        in text

@@ -8,6 +8,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from conftest import ROOT, make_runner, randomize, use_toy_coco
 from mmvit.engine import CastlingAnnealHook
 from mmvit.models import CastlingViT, LinearAngularAttention
+from mmvit.models.backbones.castling_vit import depthwise_residual
 from mmvit.utils.config import load_config
 
 
@@ -74,7 +75,8 @@ def test_spatial_residual_is_a_2d_depthwise_conv():
         1, 8, 3, 4)
     expected = attn.dconv(fmap).reshape(1, 8, 12).transpose(1, 2).reshape(
         1, 12, 2, 4).transpose(1, 2)
-    assert torch.allclose(attn._residual(v, (3, 4)), expected)
+    assert torch.allclose(depthwise_residual(attn.dconv, 'spatial', v,
+                                             (3, 4)), expected)
 
 
 class _LargestTensor(TorchDispatchMode):

@@ -54,7 +54,7 @@ class DeployedCastlingBlock(nn.Module):
 
     def _attention(self, x, hw_shape, fast):
         batch, length, channels = x.shape
-        x = F.layer_norm(x, (channels, ), eps=self.eps1)
+        x = F.layer_norm(x, (self.qkv.in_features, ), eps=self.eps1)
         q, k, v = (t.view(batch, length, self.num_heads,
                           self.head_dims).transpose(1, 2)
                    for t in project_parts(self.qkv, x, 3, dim=-1))
@@ -69,15 +69,15 @@ class DeployedCastlingBlock(nn.Module):
             k = k / k.norm(dim=-1, keepdim=True)
             out = torch.addcmul(v, q @ (k.transpose(-2, -1) @ v),
                                 (2 / math.pi) / q.norm(dim=-1, keepdim=True))
-            out = torch.addcdiv(residual, out,
-                                out.norm(dim=-1, keepdim=True))
+            out = torch.addcmul(residual, out,
+                                1 / out.norm(dim=-1, keepdim=True))
         return self.proj(out.transpose(1, 2).reshape(batch, length,
                                                      channels))
 
     def _ffn(self, x, hw_shape, fast):
         batch, length, channels = x.shape
         height, width = hw_shape
-        fmap = F.layer_norm(x, (channels, ), eps=self.eps2).view(
+        fmap = F.layer_norm(x, (self.fc1.in_features, ), eps=self.eps2).view(
             batch, height, width, channels)
         outs = []
         for start, stop in row_bands(batch, self.fc1.out_features, height,

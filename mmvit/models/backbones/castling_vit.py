@@ -137,15 +137,20 @@ class LinearAngularAttention(nn.Module):
         k = k / k.norm(dim=-1, keepdim=True)
         # twice (0.5 v + q_hat (k_hat^T v) / pi): the L2 normalisation
         # below removes the factor; q's norm scales the product's rows
-        out = torch.addcmul(v, q @ (k.transpose(-2, -1) @ v),
-                            (2 / math.pi) / q.norm(dim=-1, keepdim=True))
+        out = self._add_scaled(v, q @ (k.transpose(-2, -1) @ v),
+                               (2 / math.pi) / q.norm(dim=-1, keepdim=True))
         if aux is not None:
             out = out + 2 * aux
-        out = torch.addcdiv(
+        out = self._add_scaled(
             depthwise_residual(self.dconv, self.res_conv, v, hw_shape), out,
-            out.norm(dim=-1, keepdim=True))
+            1 / out.norm(dim=-1, keepdim=True))
         return self.proj(out.transpose(1, 2).reshape(batch, length,
                                                      channels))
+
+    @staticmethod
+    def _add_scaled(x, y, scale):
+        """x + y * scale in one pass (one output tensor)."""
+        return torch.addcmul(x, y, scale)
 
 
 def set_aux_factor(model, value):
