@@ -61,6 +61,23 @@ def replace_between_markers(text, content, start=START, end=END):
             text[j:])
 
 
+def write_markdown(markdown, out=None, readme=None, start=START, end=END):
+    """Write ``markdown`` to the file ``out`` and between the ``start`` and
+    ``end`` lines of the file ``readme`` (each where given)."""
+    if out:
+        with open(out, 'w') as f:
+            f.write(markdown)
+    if readme:
+        with open(readme) as f:
+            text = f.read()
+        try:
+            text = replace_between_markers(text, markdown, start, end)
+        except ValueError as error:
+            raise ValueError(f'model_zoo: --readme {readme}: {error}')
+        with open(readme, 'w') as f:
+            f.write(text)
+
+
 def select(families, variants):
     """[(family, variant)] in table order; ``variants`` entries are a name
     (in every selected family that has it) or ``family:variant``."""
@@ -329,18 +346,7 @@ def run(args):
     print('\n' + markdown)
     print(f'model_zoo: {len(rows)} variants in '
           f'{time.perf_counter() - began:.0f} s', flush=True)
-    if args.out:
-        with open(args.out, 'w') as f:
-            f.write(markdown)
-    if args.readme:
-        with open(args.readme) as f:
-            text = f.read()
-        try:
-            text = replace_between_markers(text, markdown)
-        except ValueError as error:
-            raise ValueError(f'model_zoo: --readme {args.readme}: {error}')
-        with open(args.readme, 'w') as f:
-            f.write(text)
+    write_markdown(markdown, args.out, args.readme)
     if args.plot and curves:
         bench.plot_latency(curves, args.plot, 'eval latency, batch 1 (ms)')
     return rows

@@ -130,7 +130,7 @@ def run(args, chosen, opts, tuned):
     module's markers); returns the markdown."""
     import time
 
-    from .model_zoo import replace_between_markers
+    from .model_zoo import write_markdown
     measured = []
     began = time.perf_counter()
     rows = rows_to_measure(chosen, args.configs_dir)
@@ -141,16 +141,5 @@ def run(args, chosen, opts, tuned):
     markdown = render(measured, args.threads, args.repeat, args.warmup,
                       opts.device, tuned)
     print('\n' + markdown, flush=True)
-    if args.out:
-        with open(args.out, 'w') as f:
-            f.write(markdown)
-    if args.readme:
-        with open(args.readme) as f:
-            text = f.read()
-        try:
-            text = replace_between_markers(text, markdown, START, END)
-        except ValueError as error:
-            raise ValueError(f'model_zoo: --readme {args.readme}: {error}')
-        with open(args.readme, 'w') as f:
-            f.write(text)
+    write_markdown(markdown, args.out, args.readme, START, END)
     return markdown
