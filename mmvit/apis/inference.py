@@ -18,12 +18,11 @@ import json
 import os
 import os.path as osp
 
-#: the config's default_scope -> (module, Inferencer class, task words)
+#: the config's default_scope -> (module, Inferencer class)
 INFERENCERS = {
-    'mmdet': ('mmdet.apis', 'DetInferencer', 'detection'),
-    'mmseg': ('mmseg.apis', 'MMSegInferencer', 'segmentation'),
-    'mmpretrain': ('mmpretrain.apis', 'ImageClassificationInferencer',
-                   'classification'),
+    'mmdet': ('mmdet.apis', 'DetInferencer'),
+    'mmseg': ('mmseg.apis', 'MMSegInferencer'),
+    'mmpretrain': ('mmpretrain.apis', 'ImageClassificationInferencer'),
 }
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
@@ -82,7 +81,7 @@ def init_inferencer(config, weights=None, device=None, deploy=False,
     scope = task_scope(cfg, source)
     if weights is not None:
         check_checkpoint_file(weights, '--weights')
-    module, name, _ = INFERENCERS[scope]
+    module, name = INFERENCERS[scope]
     cls = getattr(importlib.import_module(module), name)
     # an Inferencer of another library built before leaves its scope as the
     # default, and mmpretrain's pipeline is built in the default scope
@@ -176,8 +175,8 @@ def infer_images(inferencer, inputs, out_dir, batch_size=1,
 
 
 def _draw(inferencer, frames, pred_score_thr):
-    """The Inferencer's drawings of ``frames`` (BGR arrays, drawn in their
-    own channel order) and its data samples."""
+    """The Inferencer's drawings of its predictions for ``frames`` (BGR
+    arrays, drawn in their own channel order)."""
     scope = inferencer.mmvit_scope
     samples = inferencer(frames, batch_size=len(frames),
                          return_datasamples=True, **(
