@@ -188,17 +188,56 @@ def test_train_benchmark_reports_time_and_memory(capsys, keep_threads):
     tool = load_tool('train_benchmark')
     assert tool.main(['--backbone', 'CastlingViT', '--archs', 'xs',
                       '--size', '64', '--batch', '2', '--settings', 'eager',
-                      'with_cp', 'fused_adamw', '--repeat', '2',
-                      '--threads', str(keep_threads)]) == 0
+                      'with_cp', 'channels_last+fused_adamw', '--repeat',
+                      '2', '--threads', str(keep_threads)]) == 0
     header, rows = table_rows(capsys.readouterr().out, 'xs')
     assert header[2] == 'step ms @64x64 (min-max)'
-    assert [row[1] for row in rows] == ['eager', 'with_cp', 'fused_adamw']
+    assert [row[1] for row in rows] == ['eager', 'with_cp',
+                                        'channels_last+fused_adamw']
     memory = {row[1]: float(row[5]) for row in rows}
     assert memory['eager'] == 1.0 and memory['with_cp'] < 0.8
     assert all(float(row[3]) > 0 for row in rows)
     with pytest.raises(SystemExit):
         tool.main(['--backbone', 'CASViT', '--archs', 'xs', '--settings',
                    'eager', 'eager'])
+    with pytest.raises(SystemExit):
+        tool.main(['--backbone', 'CASViT', '--archs', 'xs', '--settings',
+                   'eager', 'compile+fast'])
+    assert "unknown setting 'fast'" in capsys.readouterr().err
+
+
+def test_training_steps_must_compute_the_same_loss():
+    from mmvit.analysis.train_benchmark import measure_steps
+    steps = {'a': lambda: torch.tensor(1.0), 'b': lambda: torch.tensor(1.5)}
+    with pytest.raises(RuntimeError, match="b: first loss 1.5 differs"):
+        measure_steps(steps, repeat=1, warmup=1, memory=False)
+    result = measure_steps(steps, repeat=1, warmup=1, memory=False,
+                           unchecked=('b', ))
+    assert result['b']['loss'] == 1.5 and result['a']['peak_bytes'] is None
+
+
+def test_peer_benchmark_finds_and_imports_official_code(tmp_path, capsys):
+    """The official model files are found one folder below the root and
+    imported as a package (relative imports work); a missing checkout is
+    named with the repository to clone."""
+    from mmvit.analysis import peers
+    model_dir = tmp_path / 'clone' / 'EfficientViT' / 'classification' / \
+        'model'
+    model_dir.mkdir(parents=True)
+    (model_dir / 'efficientvit.py').write_text('WIDTH = 7\n')
+    (model_dir / 'build.py').write_text(
+        'from .efficientvit import WIDTH\nDOUBLE = 2 * WIDTH\n')
+    module = peers.import_official(str(tmp_path), 'efficientvit')
+    assert module.DOUBLE == 14
+    assert module.__name__ == 'mmvit_official_efficientvit.build'
+    with pytest.raises(FileNotFoundError,
+                       match='clone https://github.com/huawei-noah/'
+                       'Efficient-AI-Backbones there'):
+        peers.find_official(str(tmp_path), 'cmt')
+    tool = load_tool('peer_benchmark')
+    with pytest.raises(SystemExit):
+        tool.main(['--official-root', str(tmp_path / 'missing')])
+    assert 'no such folder' in capsys.readouterr().err
 
 
 def test_gpu_check_needs_cuda(capsys):

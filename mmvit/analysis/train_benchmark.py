@@ -11,7 +11,8 @@ and runs it one way:
 * ``channels_last``: the model and its input in channels-last memory;
 * ``fused_adamw``: ``torch.optim.AdamW(fused=True)``, one kernel per update;
 * ``compile``: ``torch.compile`` of the model (the step's first call
-  compiles; warm-up runs absorb it).
+  compiles; warm-up runs absorb it);
+* several of them joined by ``+``, e.g. ``channels_last+fused_adamw``.
 
 The settings run interleaved within each repeat, so slow drifts of a shared
 machine touch all alike. Peak memory is the CPU allocator's (the profiler's
@@ -29,78 +30,109 @@ from .benchmark import build_backbone, peak_memory_of, summarize
 SETTINGS = ('eager', 'with_cp', 'channels_last', 'fused_adamw', 'compile')
 
 
-class TrainStep:
-    """One training step of ``model`` (forward, backward, optimizer) on a
-    fixed input; ``__call__`` runs it."""
+def mean_square_loss(outputs):
+    """The mean square of every output map, summed (its gradient reaches
+    every layer of a backbone)."""
+    return sum(o.float().square().mean() for o in outputs)
 
-    def __init__(self, model, inputs, fused=False, lr=1e-4):
+
+class TrainStep:
+    """One training step of ``model`` (forward, ``loss_fn`` of the outputs,
+    backward, AdamW) on a fixed input; ``__call__`` runs it and returns the
+    loss."""
+
+    def __init__(self, model, inputs, fused=False, lr=1e-4,
+                 loss_fn=mean_square_loss):
         self.model = model.train()
         self.inputs = inputs
+        self.loss_fn = loss_fn
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=lr,
                                            fused=fused or None)
 
     def __call__(self):
-        outs = self.model(self.inputs)
-        loss = sum(o.float().square().mean() for o in outs)
+        loss = self.loss_fn(self.model(self.inputs))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         return loss.detach()
 
 
-def make_step(model, setting, size, batch, device):
-    """The :class:`TrainStep` of ``setting`` for a copy of ``model``."""
-    if setting not in SETTINGS:
-        raise ValueError(f'unknown setting {setting!r}; allowed: '
-                         f'{", ".join(SETTINGS)}')
+def parse_setting(setting):
+    """The parts of a setting, e.g. ``'channels_last+fused_adamw'`` ->
+    ``{'channels_last', 'fused_adamw'}`` (each one of :data:`SETTINGS`)."""
+    parts = set(setting.split('+'))
+    unknown = sorted(parts - set(SETTINGS))
+    if unknown:
+        raise ValueError(f'unknown setting {"+".join(unknown)!r} in '
+                         f'{setting!r}; allowed: {", ".join(SETTINGS)}, '
+                         f'joined by "+"')
+    return parts
+
+
+def make_step(model, setting, size, batch, device, loss_fn=mean_square_loss):
+    """The :class:`TrainStep` of ``setting`` (one of :data:`SETTINGS` or
+    several joined by ``+``) for a copy of ``model``."""
+    parts = parse_setting(setting)
     model = copy.deepcopy(model).to(device)
     generator = torch.Generator().manual_seed(0)
     inputs = torch.rand(batch, 3, *size, generator=generator).to(device)
-    if setting == 'with_cp':
-        model.with_cp = True
-        for stage in model.stages:
-            stage.with_cp = True
-    if setting == 'channels_last':
+    if 'with_cp' in parts:
+        for module in model.modules():
+            if hasattr(module, 'with_cp'):
+                module.with_cp = True
+    if 'channels_last' in parts:
         model = model.to(memory_format=torch.channels_last)
         inputs = inputs.contiguous(memory_format=torch.channels_last)
-    if setting == 'compile':
+    if 'compile' in parts:
         model = torch.compile(model)
-    return TrainStep(model, inputs, fused=setting == 'fused_adamw')
+    return TrainStep(model, inputs, fused='fused_adamw' in parts,
+                     loss_fn=loss_fn)
 
 
-def measure_training(model, settings, size, batch=1, repeat=5, warmup=2,
-                     device='cpu', memory=True):
-    """{setting: dict(ms=(median, min, max), peak_bytes=int or None,
-    loss=float)} of training steps of ``model`` at ``size`` (H, W).
+def measure_steps(steps, repeat=5, warmup=2, device='cpu', memory=True,
+                  rtol=1e-3, unchecked=()):
+    """{name: dict(ms=(median, min, max), peak_bytes=int or None,
+    loss=float)} of the training steps ``steps`` ({name: callable returning
+    the loss}), run interleaved.
 
-    The first step's losses must agree across the settings (the same
-    weights and input): a setting that computes something else raises.
+    The first step's losses must agree (the same function of the same
+    weights and input), except those of the steps named in ``unchecked``:
+    a step that computes something else raises.
     """
     device = torch.device(device)
-    steps = {s: make_step(model, s, size, batch, device) for s in settings}
-    losses = {s: float(step()) for s, step in steps.items()}
-    reference = losses[settings[0]]
-    for setting, loss in losses.items():
-        if abs(loss - reference) > 1e-3 * max(abs(reference), 1e-6):
-            raise RuntimeError(f'{setting}: first loss {loss:.6g} differs '
-                               f'from {settings[0]}\'s {reference:.6g}')
+    losses = {name: float(step()) for name, step in steps.items()}
+    first = next(iter(losses))
+    reference = losses[first]
+    for name, loss in losses.items():
+        if name not in unchecked and abs(loss - reference) > rtol * max(abs(reference), 1e-6):
+            raise RuntimeError(f'{name}: first loss {loss:.6g} differs '
+                               f'from {first}\'s {reference:.6g}')
     sync = (lambda: torch.cuda.synchronize(device)) if \
         device.type == 'cuda' else (lambda: None)
-    times = {s: [] for s in settings}
+    times = {name: [] for name in steps}
     for i in range(warmup - 1 + repeat):
-        for setting, step in steps.items():
+        for name, step in steps.items():
             sync()
             start = time.perf_counter()
             step()
             sync()
             if i >= warmup - 1:
-                times[setting].append(time.perf_counter() - start)
+                times[name].append(time.perf_counter() - start)
     results = {}
-    for setting, step in steps.items():
+    for name, step in steps.items():
         peak = peak_memory_of(step, device) if memory else None
-        results[setting] = dict(ms=summarize(times[setting]),
-                                peak_bytes=peak, loss=losses[setting])
+        results[name] = dict(ms=summarize(times[name]), peak_bytes=peak,
+                             loss=losses[name])
     return results
+
+
+def measure_training(model, settings, size, batch=1, repeat=5, warmup=2,
+                     device='cpu', memory=True):
+    """:func:`measure_steps` of ``model`` at ``size`` (H, W) under each of
+    ``settings``, keyed by setting."""
+    device = torch.device(device)
+    steps = {s: make_step(model, s, size, batch, device) for s in settings}
+    return measure_steps(steps, repeat, warmup, device, memory)
 
 
 def backbone_training(name, arch, settings, size, **kwargs):

@@ -9,8 +9,7 @@ import fnmatch
 import os.path as osp
 
 from mmvit.families import families
-
-_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from mmvit.utils.config import config_path  # noqa: F401 (API)
 
 
 def _backbones():
@@ -28,20 +27,6 @@ def list_models(pattern='*'):
     (e.g. ``'retinanet_*'``, ``'*efficientvit_m4*'``)."""
     names = set(_backbones()) | set(_index_models())
     return sorted(n for n in names if fnmatch.fnmatch(n, pattern))
-
-
-def config_path(config):
-    """The file of ``configs/...`` (an index ``Config``): in the installed
-    package's ``.mim/configs`` or, in a checkout, beside the package."""
-    relative = config[len('configs/'):] if config.startswith('configs/') \
-        else config
-    for base in (osp.join(_ROOT, '.mim', 'configs'),
-                 osp.join(osp.dirname(_ROOT), 'configs')):
-        path = osp.join(base, relative)
-        if osp.isfile(path):
-            return path
-    raise FileNotFoundError(f'config {config!r} is not installed with mmvit '
-                            '(reinstall the package: pip install .)')
 
 
 def _classifier_entry(fam, variant):

@@ -1,9 +1,14 @@
-"""CMT for inference: each IRFFN's BatchNorms folded into its projection."""
+"""CMT for inference: each IRFFN's BatchNorms folded into its projection,
+and on the fast path each block runs on the channels-last view of its
+tokens with fewer passes over them: the GELU after the IRFFN's expansion a
+post-op of its convolution, and the residual sums in place or as a post-op
+of the projection."""
 from torch import nn
 
-from mmvit.models.backbones.cmt import IRFFN
-from . import deploy_rule
+from mmvit.models.backbones.cmt import IRFFN, CMTBlock, tokens_to_map
+from . import deploy_rule, swap_class
 from .fold import fold_conv_norm, fold_norm_into_next_conv, foldable_norm
+from .kernels import fast_cpu_inference, fused_conv
 
 
 @deploy_rule(IRFFN)
@@ -17,3 +22,38 @@ def deploy_irffn(ffn):
                                                     ffn.project.conv)
         ffn.dw_bn = nn.Identity()
     return ffn
+
+
+class DeployedCMTBlock(CMTBlock):
+    """The CMT block for inference. ``(B, H*W, C)`` tokens are the
+    channels-last memory of the ``(B, C, H, W)`` map, so on the fast path
+    (:func:`~mmvit.deploy.kernels.fast_cpu_inference`) the convolutions run
+    on that view without copies: ``x = x + lpu(x)`` and
+    ``x = x + attn(norm1(x))`` in place, the IRFFN's expansion with its
+    GELU as one oneDNN kernel, ``h + dw(h)`` in place, and the projection
+    with the residual sum as its post-op. Otherwise, and before the IRFFN
+    is folded, the block's own maths."""
+
+    def forward(self, x, size, bias):
+        ffn = self.ffn
+        if not (fast_cpu_inference(x) and x.is_contiguous()
+                and 'bn' not in ffn.project._modules):
+            return super().forward(x, size, bias)
+        fmap = tokens_to_map(x, size)
+        x = fused_conv(fmap, self.lpu, other=fmap, binary='add',
+                       fused=True).flatten(2).transpose(1, 2)
+        x = x.add_(self.attn(self.norm1(x), size, bias))
+        expand = ffn.expand
+        h = fused_conv(tokens_to_map(self.norm2(x), size), expand.conv,
+                       expand.act, fused=True)
+        h = expand.bn(h) if 'bn' in expand._modules else h
+        h = ffn.dw_bn(ffn.dw_act(fused_conv(h, ffn.dw, other=h,
+                                            binary='add', fused=True)))
+        out = fused_conv(h, ffn.project.conv, other=tokens_to_map(x, size),
+                         binary='add', fused=True)
+        return out.flatten(2).transpose(1, 2)
+
+
+@deploy_rule(CMTBlock)
+def deploy_block(block):
+    return swap_class(block, DeployedCMTBlock)

@@ -7,6 +7,23 @@ import torch
 from mmengine.config import Config
 
 
+_PACKAGE = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def config_path(config):
+    """The file of ``configs/...`` (an index ``Config``): in the installed
+    package's ``.mim/configs`` or, in a checkout, beside the package."""
+    relative = config[len('configs/'):] if config.startswith('configs/') \
+        else config
+    for base in (osp.join(_PACKAGE, '.mim', 'configs'),
+                 osp.join(osp.dirname(_PACKAGE), 'configs')):
+        path = osp.join(base, relative)
+        if osp.isfile(path):
+            return path
+    raise FileNotFoundError(f'config {config!r} is not installed with mmvit '
+                            '(reinstall the package: pip install .)')
+
+
 def _read(path, role):
     """``Config.fromfile`` with errors that name the file at fault."""
     if not osp.isfile(path):

@@ -19,7 +19,16 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))))
 
 from mmvit.analysis.benchmark import size_arg  # noqa: E402
-from mmvit.analysis.train_benchmark import SETTINGS, run  # noqa: E402
+from mmvit.analysis.train_benchmark import (  # noqa: E402
+    SETTINGS, parse_setting, run)
+
+
+def setting_arg(text):
+    try:
+        parse_setting(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
 
 
 def parse_args(argv=None):
@@ -30,9 +39,11 @@ def parse_args(argv=None):
     parser.add_argument('--size', type=size_arg, default=(224, 224),
                         help='input HEIGHTxWIDTH (or one side)')
     parser.add_argument('--batch', type=int, default=1)
-    parser.add_argument('--settings', nargs='+', choices=SETTINGS,
+    parser.add_argument('--settings', nargs='+', type=setting_arg,
                         default=['eager', 'with_cp'],
-                        help='the first is the reference of the ratios')
+                        help=f'each one of {", ".join(SETTINGS)} or several '
+                        'joined by "+" (e.g. channels_last+fused_adamw); '
+                        'the first is the reference of the ratios')
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--repeat', type=int, default=5)
     parser.add_argument('--warmup', type=int, default=2,

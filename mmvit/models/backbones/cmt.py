@@ -75,9 +75,11 @@ def _use_sdpa(q):
     return q.device.type != 'cpu'
 
 
-def _tokens_to_map(x, size):
+def tokens_to_map(x, size):
+    """``(B, H*W, C)`` tokens as a ``(B, C, H, W)`` map (a view: of
+    channels-last memory when the tokens are contiguous)."""
     batch, _, channels = x.shape
-    return x.permute(0, 2, 1).reshape(batch, channels, *size)
+    return x.reshape(batch, *size, channels).permute(0, 3, 1, 2)
 
 
 class ResizableRelativePositionBias(nn.Module):
@@ -165,7 +167,7 @@ class LightweightAttention(nn.Module):
         q = self._heads(self.q(x))
         kv = x
         if self.sr is not None:
-            kv = self.pad(_tokens_to_map(x, size))
+            kv = self.pad(tokens_to_map(x, size))
             kv = self.sr(kv).reshape(batch, channels, -1).permute(0, 2, 1)
         k, v = self._heads(self.k(kv)), self._heads(self.v(kv))
         if self.fused_attn and _use_sdpa(q):
@@ -191,7 +193,7 @@ class IRFFN(nn.Module):
         self.project = ConvNormAct(hidden, dim, 1, norm_cfg=norm_cfg)
 
     def forward(self, x, size):
-        x = self.expand(_tokens_to_map(x, size))
+        x = self.expand(tokens_to_map(x, size))
         x = self.dw_bn(self.dw_act(self.dw(x) + x))
         return self.project(x).flatten(2).permute(0, 2, 1)
 
@@ -212,7 +214,7 @@ class CMTBlock(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x, size, bias):
-        fmap = _tokens_to_map(x, size)
+        fmap = tokens_to_map(x, size)
         x = (self.lpu(fmap) + fmap).flatten(2).permute(0, 2, 1)
         x = x + self.drop_path(self.attn(self.norm1(x), size, bias))
         return x + self.drop_path(self.ffn(self.norm2(x), size))

@@ -1,0 +1,357 @@
+"""mmvit's classifiers against their peers: the official implementations
+(and their own BatchNorm-fused mode where they have one) and timm (the
+library behind ``tools/analysis/peer_benchmark.py``).
+
+The official code is not part of mmvit: the benchmark imports the model
+files from checkouts the user names with ``--official-root`` (a folder
+holding clones of the repositories in :data:`OFFICIAL`). Each official
+classifier gets random weights (seed 0); they are converted with
+:mod:`mmvit.converters` into mmvit's classifier of the same variant
+(``configs/imagenet_{family}_{variant}.py``), so both compute the same
+function, which is checked before timing: mmvit's eval logits against the
+official ones, the deployed ones within 1e-4 relative.
+
+At a size other than the classification resolution CMT's official model is
+built for that size (its position-bias tables are tied to the input size)
+and gets the weights of the resolution-independent layers only; mmvit's
+interpolates its own tables once and caches them in eval.
+"""
+import copy
+import glob
+import importlib
+import os.path as osp
+import sys
+import types
+
+import torch
+
+from .benchmark import summarize
+
+# family -> how to find and build the official classifier
+OFFICIAL = {
+    'cas_vit': dict(
+        repo='https://github.com/Tianfang-Zhang/CAS-ViT',
+        file='classification/model/rcvit.py',
+        archs=('xs', 's', 'm', 't')),
+    'cmt': dict(
+        repo='https://github.com/huawei-noah/Efficient-AI-Backbones',
+        file='cmt_pytorch/cmt.py',
+        archs=('ti', 'xs', 's', 'b')),
+    'efficientvit': dict(
+        repo='https://github.com/microsoft/Cream',
+        file='EfficientViT/classification/model/build.py',
+        archs=('m0', 'm1', 'm2', 'm3', 'm4', 'm5')),
+}
+# CMT's variants train (and are compared) at their own resolution
+CLASSIFICATION_SIZE = {('cmt', 'ti'): 160, ('cmt', 'xs'): 192,
+                       ('cmt', 'b'): 256}
+
+
+def classification_size(family, arch):
+    return CLASSIFICATION_SIZE.get((family, arch), 224)
+
+
+def find_official(root, family):
+    """The path of ``family``'s official model file under ``root`` (the
+    repository itself or a folder holding its clone)."""
+    if family not in OFFICIAL:
+        raise ValueError(f'peer_benchmark: no official code for {family!r}; '
+                         f'allowed: {", ".join(OFFICIAL)}')
+    rel = OFFICIAL[family]['file']
+    found = sorted(glob.glob(osp.join(root, rel)) +
+                   glob.glob(osp.join(root, '*', rel)))
+    if not found:
+        raise FileNotFoundError(
+            f'peer_benchmark: no {rel} under --official-root {root} (nor '
+            f'one folder down); clone {OFFICIAL[family]["repo"]} there')
+    return found[0]
+
+
+def import_official(root, family):
+    """The official model module of ``family``, imported from its file as
+    the package ``mmvit_official_<family>`` (the EfficientViT builder
+    imports its model module relatively)."""
+    path = find_official(root, family)
+    package = f'mmvit_official_{family}'
+    name = f'{package}.{osp.splitext(osp.basename(path))[0]}'
+    if name in sys.modules:
+        return sys.modules[name]
+    module = types.ModuleType(package)
+    module.__path__ = [osp.dirname(path)]
+    sys.modules[package] = module
+    try:
+        return importlib.import_module(name)
+    except ImportError as error:
+        del sys.modules[package]
+        raise ImportError(f'peer_benchmark: importing {path} failed: '
+                          f'{error}') from error
+
+
+def build_official(module, family, arch, size):
+    """The official classifier of ``family``/``arch`` for ``size`` x
+    ``size`` inputs, in train mode (seeded: reproducible weights)."""
+    torch.manual_seed(0)
+    if family == 'cas_vit':
+        return getattr(module, f'rcvit_{arch}')(num_classes=1000)
+    if family == 'cmt':
+        return getattr(module, f'cmt_{arch}')(img_size=size)
+    cfg = getattr(module, f'EfficientViT_{arch}')
+    return getattr(module, f'EfficientViT_{arch.upper()}')(
+        model_cfg=dict(cfg, img_size=size))
+
+
+def official_fused(module, family, model):
+    """The official code's own inference form of ``model`` (a copy), or
+    None where it has none (EfficientViT's ``replace_batchnorm``)."""
+    if family != 'efficientvit':
+        return None
+    fused = copy.deepcopy(model).eval()
+    module.replace_batchnorm(fused)
+    return fused
+
+
+def build_timm(family, arch):
+    """timm's model of the variant, or None where timm has none."""
+    if family != 'efficientvit':
+        return None
+    import timm
+    torch.manual_seed(0)
+    return timm.create_model(f'efficientvit_{arch}', pretrained=False)
+
+
+def build_mmvit(family, arch, official_state, cfg_options=None):
+    """mmvit's classifier (``configs/imagenet_{family}_{arch}.py``, built
+    through mmpretrain) holding ``official_state`` converted, as a module
+    of images -> logits."""
+    from mmvit.converters.classifier import convert_classifier
+    from mmvit.utils.config import config_path
+    from .benchmark import build_config_model
+    model = build_config_model(config_path(f'imagenet_{family}_{arch}.py'),
+                               cfg_options)
+    state, _, _ = convert_classifier(family, official_state, arch,
+                                     f'the official {family} {arch}')
+    model.model.load_state_dict(state, strict=True)
+    return model
+
+
+def load_matching(model, state):
+    """Copy the tensors of ``state`` whose names and shapes ``model`` has
+    (the others keep their values); returns the names copied."""
+    own = model.state_dict()
+    fit = {k: v for k, v in state.items()
+           if k in own and own[k].shape == v.shape}
+    model.load_state_dict(fit, strict=False)
+    return set(fit)
+
+
+def relative_difference(ref, out):
+    return float((out - ref).abs().max() / ref.abs().max().clamp_min(1e-12))
+
+
+def inference_models(root, family, arch, size, deploy_check=True):
+    """{name: eval module} of the peers and mmvit at ``size``; at the
+    classification resolution mmvit's outputs are checked against the
+    official ones (returns the differences too)."""
+    from mmvit.deploy import switch_to_deploy
+    module = import_official(root, family)
+    train_size = classification_size(family, arch)
+    reference = build_official(module, family, arch, train_size).eval()
+    if size == train_size:
+        official = reference
+    else:
+        official = build_official(module, family, arch, size)
+        load_matching(official, reference.state_dict())
+        official.eval()
+    models = {'official': official}
+    fused = official_fused(module, family, official)
+    if fused is not None:
+        models['official fused'] = fused
+    timm_model = build_timm(family, arch)
+    if timm_model is not None:
+        models['timm'] = timm_model.eval()
+    ours = build_mmvit(family, arch, reference.state_dict()).eval()
+    deployed = switch_to_deploy(copy.deepcopy(ours))
+    models['mmvit'] = ours
+    models['mmvit deployed'] = deployed
+    checks = {}
+    if size == train_size and deploy_check:
+        x = torch.rand(2, 3, size, size,
+                       generator=torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            ref = reference(x)
+            checks['mmvit'] = relative_difference(ref, ours(x))
+            checks['mmvit deployed'] = relative_difference(ref, deployed(x))
+            if fused is not None:
+                checks['official fused'] = relative_difference(ref, fused(x))
+    return models, checks
+
+
+def mean_logits(outputs):
+    """Logits of a classifier's training output: a tensor, or the mean of a
+    tuple of them (CAS-ViT's official classifier returns its two heads')."""
+    if isinstance(outputs, torch.Tensor):
+        return outputs
+    return sum(outputs) / len(outputs)
+
+
+def without_dropout(model):
+    """``model`` with every dropout's probability set to 0 (the official
+    CMT-B fixes its classifier's at 0.3)."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.
+    return model
+
+
+def training_steps(root, family, arch, size, batch, settings,
+                   device='cpu'):
+    """{name: TrainStep} of the official classifier (eager) and mmvit's
+    under each of ``settings`` (see :mod:`.train_benchmark`), on the same
+    random ``batch`` x 3 x ``size`` x ``size`` images and labels, with
+    drop path and dropout off on both sides (steps without randomness, so
+    that their first losses can be compared), and the names whose losses
+    are not comparable (CMT's official model at a size other than its
+    classification size has position-bias tables of its own)."""
+    import torch.nn.functional as F
+
+    from .train_benchmark import make_step
+    module = import_official(root, family)
+    train_size = classification_size(family, arch)
+    reference = without_dropout(build_official(module, family, arch,
+                                               train_size))
+    official = reference
+    unchecked = ()
+    if size != train_size:
+        official = without_dropout(build_official(module, family, arch,
+                                                  size))
+        load_matching(official, reference.state_dict())
+        if family == 'cmt':
+            unchecked = ('official', )
+    ours = build_mmvit(family, arch, reference.state_dict(), {
+        'model.backbone.drop_path_rate': 0.,
+        'model.head.dropout': 0.})
+    labels = torch.arange(batch, device=device) % 1000
+
+    def loss_fn(outputs):
+        return F.cross_entropy(mean_logits(outputs), labels)
+
+    square = (size, size)
+    steps = {f'mmvit {s}': make_step(ours, s, square, batch, device,
+                                     loss_fn)
+             for s in settings}
+    steps['official'] = make_step(official, 'eager', square, batch, device,
+                                  loss_fn)
+    return steps, unchecked
+
+
+PEERS = ('official', 'official fused', 'timm')
+
+
+def _variants(args):
+    for family in args.families:
+        archs = args.archs or OFFICIAL[family]['archs']
+        for arch in archs:
+            if arch not in OFFICIAL[family]['archs']:
+                raise SystemExit(
+                    f'peer_benchmark: {family} has no variant {arch!r}; '
+                    f'allowed: {", ".join(OFFICIAL[family]["archs"])}')
+            yield family, arch
+
+
+def _sizes(args, family, arch):
+    cls = classification_size(family, arch)
+    return list(dict.fromkeys(cls if s == 0 else s for s in args.sizes))
+
+
+def run_inference(args):
+    """Rows of the inference table: per variant and size, each peer's and
+    mmvit's eval milliseconds (median), interleaved in one process, and
+    the ratios."""
+    from .benchmark import Options, measure
+    opts = Options('cpu', batch=1, repeat=args.repeat, warmup=args.warmup,
+                   memory=False)
+    header = ['variant', 'size'] + [f'{p} ms' for p in PEERS] + [
+        'mmvit ms', 'deployed ms', 'official / mmvit',
+        'best peer / deployed', 'max rel. diff (eval, deployed)']
+    rows = []
+    for family, arch in _variants(args):
+        for size in _sizes(args, family, arch):
+            models, checks = inference_models(args.official_root, family,
+                                              arch, size)
+            square = (size, size)
+            result = measure(models, [square], opts)
+            ms = {name: r['ms'][square][0] for name, r in result.items()}
+            best = min(ms[p] for p in PEERS if p in ms)
+            diff = ('-' if not checks else
+                    f'{checks["mmvit"]:.1e}, {checks["mmvit deployed"]:.1e}')
+            rows.append([f'{family} {arch}', size] + [
+                f'{ms[p]:.1f}' if p in ms else '-' for p in PEERS] + [
+                f'{ms["mmvit"]:.1f}', f'{ms["mmvit deployed"]:.1f}',
+                f'{ms["official"] / ms["mmvit"]:.2f}',
+                f'{best / ms["mmvit deployed"]:.2f}', diff])
+            print(' | '.join(str(c) for c in rows[-1]), flush=True)
+    return header, rows
+
+
+def run_training(args):
+    """Rows of the training table: per variant and size, the official
+    classifier's training step and mmvit's under each setting, interleaved,
+    with peak memory and the ratios to the official step."""
+    from .benchmark import format_mib
+    from .train_benchmark import measure_steps
+    header = ['variant', 'size', 'batch', 'step', 'ms (min-max)',
+              'official / this', 'peak MiB', 'memory / official']
+    rows = []
+    for family, arch in _variants(args):
+        for size in _sizes(args, family, arch):
+            steps, unchecked = training_steps(
+                args.official_root, family, arch, size, args.batch,
+                args.settings)
+            results = measure_steps(steps, args.repeat, args.warmup,
+                                    memory=not args.no_memory,
+                                    unchecked=unchecked)
+            base = results['official']
+            for name in ['official'] + [n for n in results
+                                        if n != 'official']:
+                r = results[name]
+                median, low, high = r['ms']
+                peak = r['peak_bytes']
+                rows.append([
+                    f'{family} {arch}', size, args.batch, name,
+                    f'{median:.0f} ({low:.0f}-{high:.0f})',
+                    f'{base["ms"][0] / median:.2f}',
+                    '-' if peak is None else format_mib(peak),
+                    '-' if peak is None or not base['peak_bytes'] else
+                    f'{peak / base["peak_bytes"]:.2f}'])
+                print(' | '.join(str(c) for c in rows[-1]), flush=True)
+    return header, rows
+
+
+def run(args):
+    """Measure and print the table of ``tools/analysis/peer_benchmark.py``;
+    returns the exit status."""
+    from .benchmark import machine_description, markdown_table
+    torch.set_num_threads(args.threads)
+    if args.mode == 'inference':
+        header, rows = run_inference(args)
+        note = ('eval forward of the classifiers, batch 1, float32, median '
+                f'of {args.repeat} after {args.warmup} warm-up, the models '
+                'of a row interleaved; "best peer" is the fastest of the '
+                'official model, its fused form and timm; max rel. diff: '
+                "mmvit's logits against the official ones (same weights), "
+                'at the classification size')
+    else:
+        header, rows = run_training(args)
+        note = ('training step (forward, cross-entropy, backward, AdamW) of '
+                'the classifiers on random images, drop path and dropout '
+                f'off, median of {args.repeat} after {args.warmup} warm-up '
+                'steps, the steps of a variant interleaved; peak memory of '
+                "a step beyond the weights and the optimizer state (the "
+                'PyTorch profiler\'s CPU allocator events)')
+    table = markdown_table(header, rows)
+    note += f'; {machine_description(torch.device("cpu"), args.threads)}.'
+    print('\n' + table + '\n\n' + note)
+    if args.out:
+        with open(args.out, 'w') as f:
+            f.write(table + '\n\n' + note + '\n')
+    return 0
