@@ -73,7 +73,7 @@ def write_markdown(markdown, out=None, readme=None, start=START, end=END):
         try:
             text = replace_between_markers(text, markdown, start, end)
         except ValueError as error:
-            raise ValueError(f'model_zoo: --readme {readme}: {error}')
+            raise ValueError(f'--readme {readme}: {error}')
         with open(readme, 'w') as f:
             f.write(text)
 

@@ -351,7 +351,13 @@ def run(args):
     table = markdown_table(header, rows)
     note += f'; {machine_description(torch.device("cpu"), args.threads)}.'
     print('\n' + table + '\n\n' + note)
-    if args.out:
-        with open(args.out, 'w') as f:
-            f.write(table + '\n\n' + note + '\n')
+    from .model_zoo import write_markdown
+    write_markdown(f'{table}\n\nMeasured by `tools/analysis/peer_benchmark.py '
+                   f'--mode {args.mode}`: {note}\n', args.out, args.readme,
+                   *readme_markers(args.mode))
     return 0
+
+
+def readme_markers(mode):
+    """The README lines between which ``--readme`` writes ``mode``'s table."""
+    return f'<!-- peers-{mode}:start -->', f'<!-- peers-{mode}:end -->'

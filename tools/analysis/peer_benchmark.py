@@ -61,6 +61,9 @@ def parse_args(argv=None):
     parser.add_argument('--no-memory', action='store_true',
                         help='skip the peak-memory measurement (training)')
     parser.add_argument('--out', help='also write the table to this file')
+    parser.add_argument('--readme', help='also write it between the '
+                        '"<!-- peers-MODE:start -->" and "<!-- peers-MODE:'
+                        'end -->" lines of this file (e.g. README.md)')
     args = parser.parse_args(argv)
     if not osp.isdir(args.official_root):
         parser.error(f'--official-root {args.official_root}: no such folder')
