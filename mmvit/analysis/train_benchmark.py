@@ -69,6 +69,16 @@ def parse_setting(setting):
     return parts
 
 
+def setting_arg(text):
+    """An argparse ``type``: ``text`` if :func:`parse_setting` accepts it."""
+    import argparse
+    try:
+        parse_setting(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
 def make_step(model, setting, size, batch, device, loss_fn=mean_square_loss):
     """The :class:`TrainStep` of ``setting`` (one of :data:`SETTINGS` or
     several joined by ``+``) for a copy of ``model``."""
@@ -104,7 +114,8 @@ def measure_steps(steps, repeat=5, warmup=2, device='cpu', memory=True,
     first = next(iter(losses))
     reference = losses[first]
     for name, loss in losses.items():
-        if name not in unchecked and abs(loss - reference) > rtol * max(abs(reference), 1e-6):
+        if name not in unchecked and \
+                abs(loss - reference) > rtol * max(abs(reference), 1e-6):
             raise RuntimeError(f'{name}: first loss {loss:.6g} differs '
                                f'from {first}\'s {reference:.6g}')
     sync = (lambda: torch.cuda.synchronize(device)) if \

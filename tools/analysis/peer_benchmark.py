@@ -24,15 +24,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))))
 
 from mmvit.analysis.peers import OFFICIAL, run  # noqa: E402
-from mmvit.analysis.train_benchmark import parse_setting  # noqa: E402
-
-
-def setting_arg(text):
-    try:
-        parse_setting(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return text
+from mmvit.analysis.train_benchmark import setting_arg  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -20,15 +20,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
 
 from mmvit.analysis.benchmark import size_arg  # noqa: E402
 from mmvit.analysis.train_benchmark import (  # noqa: E402
-    SETTINGS, parse_setting, run)
-
-
-def setting_arg(text):
-    try:
-        parse_setting(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return text
+    SETTINGS, run, setting_arg)
 
 
 def parse_args(argv=None):
