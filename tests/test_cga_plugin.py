@@ -145,7 +145,10 @@ def test_detector_config_trains_on_toy_data(head, toy_coco, tmp_path):
     overlay = osp.join(ROOT, 'configs', '_toy_', f'{head}.py')
     work = str(tmp_path / 'work')
     proc = run_tool(['tools/train.py', config, '--overlay', overlay,
-                     '--work-dir', work] + toy_options(toy_coco, 1))
+                     '--work-dir', work] + toy_options(toy_coco, 1) +
+                    # two iterations of two images
+                    ['train_dataloader.dataset.indices=4',
+                     'train_dataloader.batch_size=2'])
     assert 'coco/bbox_mAP' in proc.stdout + proc.stderr
     state = safe_torch_load(osp.join(work, 'epoch_1.pth'))['state_dict']
     weights = [v for k, v in state.items()

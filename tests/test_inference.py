@@ -270,9 +270,10 @@ def test_tta_detection(kind, trained, toy_coco, tmp_path):
     """--tta runs mmdet's DetTTAModel (Mask R-CNN: masks merged too) over
     three scales and flips; the predictions change."""
     from mmvit.apis.inference import load_inference_config
+    # one image: TTA's six passes at up to 2000x1200 dominate the cost
     options = _loader_options(toy_coco + '/') + [
         f'test_evaluator.ann_file={toy_coco}/annotations/'
-        'instances_val2017.json']
+        'instances_val2017.json', 'test_dataloader.dataset.indices=1']
     if kind == 'retinanet':
         _, config, checkpoint = trained
     else:
