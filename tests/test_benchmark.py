@@ -280,3 +280,53 @@ def test_whole_models_rows_and_table():
     assert cells[1:] == ['40 (0.40x) / 20', 'error [1]', '—', '—']
     assert '[1] EfficientViT m0, Mask R-CNN: RuntimeError: out of memory' \
         in text
+
+
+class _FakeCompiled(torch.nn.Module):
+    """Stands in for torch.compile's wrapper (``_orig_mod``), optionally
+    scaling the outputs by ``1 + error``."""
+
+    def __init__(self, module, error):
+        super().__init__()
+        self._orig_mod, self.error = module, error
+
+    def forward(self, x):
+        return tuple(o * (1 + self.error) for o in self._orig_mod(x))
+
+
+@pytest.mark.parametrize('error', [0., 1e-2])
+def test_benchmark_compares_compiled_models(error, tmp_path, monkeypatch,
+                                            keep_threads):
+    """--compare-compile times torch.compile of the eval model next to it,
+    with a speed-up column, after checking their outputs (a compile that
+    changes them by more than 1e-4 fails its row). torch.compile itself is
+    replaced here: compiling takes minutes on this CPU."""
+    calls = []
+
+    def fake_compile(module, **kwargs):
+        calls.append(kwargs)
+        return _FakeCompiled(module, error)
+
+    monkeypatch.setattr(torch, 'compile', fake_compile)
+    bench = load_tool('benchmark')
+    out = tmp_path / 'table.md'
+    status = bench.main(['--backbone', 'EfficientViT', '--archs', 'm0',
+                         '--sizes', '64', '96', '--repeat', '1', '--warmup',
+                         '0', '--no-memory', '--no-malloc-tuning',
+                         '--threads', str(keep_threads), '--flops-size', '0',
+                         '--compare-compile', '--out', str(out)])
+    assert calls == [dict(dynamic=False)]
+    text = out.read_text()
+    if error:
+        assert status == 1
+        assert 'm0 [failed]' in text
+        assert 'torch.compile changed the outputs (max relative ' \
+            'difference 1.0e-02 > 0.0001)' in text
+        return
+    assert status == 0
+    header, rows = table_rows(text, 'm0 compiled')
+    assert header[-1] == 'compile speed-up @96x96'
+    assert float(rows[0][-1]) > 0
+    assert rows[0][1] == '2.16'  # the parameters of the wrapped model
+    assert table_rows(text, 'm0')[1][0][-1] == ''
+    assert 'max relative difference: m0 0.0e+00' in text

@@ -63,7 +63,10 @@ below keeps high on purpose). ``--no-memory`` skips it.
 float16 on CUDA; FLOPs are counted in float32); ``--channels-last``
 converts the model and the inputs to the channels-last memory format;
 ``--deploy`` times the deployed model (``mmvit.deploy.switch_to_deploy``),
-``--compare-deploy`` both, with a speed-up column. On CPU, glibc malloc is
+``--compare-deploy`` both, with a speed-up column; ``--compare-compile``
+likewise times the eval model against ``torch.compile`` of it (one graph
+per size, compiled in the warm-up forwards) after checking that their
+outputs agree within 1e-4 relative. On CPU, glibc malloc is
 first told to keep freed memory (see ``tune_glibc_malloc``;
 ``--no-malloc-tuning`` to measure the defaults). Prints a markdown table;
 ``--out`` also writes it, ``--plot`` writes a PNG of latency against input
@@ -526,6 +529,24 @@ def summarize(seconds):
     return statistics.median(ms), min(ms), max(ms)
 
 
+COMPILE_RTOL = 1e-4
+
+
+def max_relative_difference(reference, other, size, opts):
+    """max |a - b| / max |a| over the output tensors of two modules on one
+    random ``size`` input (``opts``' batch, device and memory format)."""
+    x = make_inputs([size], opts)[size]
+    with torch.no_grad():
+        outs = [torch.utils._pytree.tree_leaves(m(x))
+                for m in (reference, other)]
+    worst = 0.
+    for a, b in zip(*outs):
+        if isinstance(a, torch.Tensor) and a.is_floating_point():
+            scale = a.abs().max().clamp_min(1e-12)
+            worst = max(worst, ((a - b).abs().max() / scale).item())
+    return worst
+
+
 def measure(modules, sizes, opts):
     """Time ``modules`` ({name: prepared module}) at ``sizes`` (sorted by
     pixels) and measure their peak memory at the largest size; returns
@@ -616,6 +637,9 @@ def run(args):
         header.append(f't({size_label(big)})/t({size_label(sizes[-2])})')
     if args.compare_deploy:
         header.append(f'deploy speed-up @{size_label(big)}')
+    if args.compare_compile:
+        header.append(f'compile speed-up @{size_label(big)}')
+    compile_diffs = []
 
     rows, curves, flops_notes, noisy_sizes, failures = [], {}, [], [], []
 
@@ -627,9 +651,22 @@ def run(args):
             deployed = copy.deepcopy(variants[name])
             variants[name + ' deployed'] = prepare(deployed, opts,
                                                    deploy=True)
+        if args.compare_compile:
+            variants[name + ' compiled'] = compiled = torch.compile(
+                variants[name], dynamic=False)
+            diff = max_relative_difference(variants[name], compiled,
+                                           small, opts)
+            compile_diffs.append(f'{name} {diff:.1e}')
+            if diff > COMPILE_RTOL:
+                raise RuntimeError(
+                    f'{name}: torch.compile changed the outputs (max '
+                    f'relative difference {diff:.1e} > {COMPILE_RTOL})')
         measured = measure(variants, sizes, opts)
         for key, module in variants.items():
             result = measured[key]
+            # a compiled module shares its parameters; count and trace the
+            # eager one
+            module = getattr(module, '_orig_mod', module)
             n_params = count_params(module)
             row = [key, f'{n_params / 1e6:.2f}']
             if args.flops_size:
@@ -648,10 +685,12 @@ def run(args):
                 row.append('-' if peak is None else format_mib(peak))
             if len(sizes) > 1:
                 row.append(f'{medians[big] / medians[sizes[-2]]:.2f}')
-            if args.compare_deploy:
-                base = measured[name]['ms'][big][0]
-                row.append('' if key == name else
-                           f'{base / medians[big]:.2f}')
+            base = measured[name]['ms'][big][0]
+            for flag, suffix in ((args.compare_deploy, ' deployed'),
+                                 (args.compare_compile, ' compiled')):
+                if flag:
+                    row.append(f'{base / medians[big]:.2f}'
+                               if key == name + suffix else '')
             rows.append(row)
             label = (f'{args.backbone} {key}' if args.backbone else key)
             noisy_sizes.extend(f'{key} @{size_label(s)}' for s in sizes
@@ -694,6 +733,10 @@ def run(args):
                          'torch.cuda.max_memory_allocated' if device.type ==
                          'cuda' else 'CPU allocator events of the PyTorch '
                          'profiler') + ')')
+    if compile_diffs:
+        notes.append('compiled against eval outputs at '
+                     f'{size_label(small)}, max relative difference: ' +
+                     ', '.join(compile_diffs))
     if noisy_sizes:
         notes.append(f'NOISY (slowest run > {NOISY_SPREAD}x the fastest; '
                      f'the machine was busy, measure again): ' +

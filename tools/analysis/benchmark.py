@@ -68,6 +68,10 @@ def parse_args(argv=None):
     deploy.add_argument('--compare-deploy', action='store_true',
                         help='time the eval and the deployed model, '
                         'interleaved, with a speed-up column')
+    parser.add_argument('--compare-compile', action='store_true',
+                        help='time the eval model and torch.compile of it, '
+                        'interleaved, with a speed-up column (outputs '
+                        'checked equal within 1e-4 first)')
     parser.add_argument('--no-memory', action='store_true',
                         help='skip the CPU peak-memory forward')
     parser.add_argument('--no-malloc-tuning', action='store_true',
