@@ -532,19 +532,22 @@ def summarize(seconds):
 COMPILE_RTOL = 1e-4
 
 
+def relative_difference(ref, out):
+    """max |out - ref| / max |ref| of two tensors."""
+    return float((out - ref).abs().max() / ref.abs().max().clamp_min(1e-12))
+
+
 def max_relative_difference(reference, other, size, opts):
-    """max |a - b| / max |a| over the output tensors of two modules on one
-    random ``size`` input (``opts``' batch, device and memory format)."""
+    """The largest :func:`relative_difference` over the floating-point
+    output tensors of two modules on one random ``size`` input (``opts``'
+    batch, device and memory format)."""
     x = make_inputs([size], opts)[size]
     with torch.no_grad():
         outs = [torch.utils._pytree.tree_leaves(m(x))
                 for m in (reference, other)]
-    worst = 0.
-    for a, b in zip(*outs):
-        if isinstance(a, torch.Tensor) and a.is_floating_point():
-            scale = a.abs().max().clamp_min(1e-12)
-            worst = max(worst, ((a - b).abs().max() / scale).item())
-    return worst
+    return max((relative_difference(a, b) for a, b in zip(*outs)
+                if isinstance(a, torch.Tensor) and a.is_floating_point()),
+               default=0.)
 
 
 def measure(modules, sizes, opts):
@@ -639,9 +642,9 @@ def run(args):
         header.append(f'deploy speed-up @{size_label(big)}')
     if args.compare_compile:
         header.append(f'compile speed-up @{size_label(big)}')
-    compile_diffs = []
 
     rows, curves, flops_notes, noisy_sizes, failures = [], {}, [], [], []
+    compile_diffs = []  # 'name difference' of each compiled model
 
     def run_model(name, build):
         model = build()

@@ -25,6 +25,8 @@ import types
 
 import torch
 
+from .benchmark import relative_difference
+
 # family -> how to find and build the official classifier
 OFFICIAL = {
     'cas_vit': dict(
@@ -159,10 +161,6 @@ def load_matching(model, state):
            if k in own and own[k].shape == v.shape}
     model.load_state_dict(fit, strict=False)
     return set(fit)
-
-
-def relative_difference(ref, out):
-    return float((out - ref).abs().max() / ref.abs().max().clamp_min(1e-12))
 
 
 def inference_models(root, family, arch, size):
