@@ -8,47 +8,24 @@ model = dict(
     backbone=dict(arch='b', drop_path_rate=0.25),
     neck=dict(in_channels=608))
 
-bgr_mean = [103.53, 116.28, 123.675]
-bgr_std = [57.375, 57.12, 58.395]
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='RandomResizedCrop', scale=256, backend='pillow',
-         interpolation='bicubic'),
-    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='RandAugment', policies='timm_increasing', num_policies=2,
-         total_level=10, magnitude_level=9, magnitude_std=0.5,
-         hparams=dict(pad_val=[round(x) for x in bgr_mean],
-                      interpolation='bicubic')),
-    dict(type='RandomErasing', erase_prob=0.25, mode='rand',
-         min_area_ratio=0.02, max_area_ratio=1 / 3, fill_color=bgr_mean,
-         fill_std=bgr_std),
-    dict(type='PackInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='ResizeEdge', scale=292, edge='short', backend='pillow',
-         interpolation='bicubic'),
-    dict(type='CenterCrop', crop_size=256),
-    dict(type='PackInputs'),
-]
+# the base's pipelines at 256: RandomResizedCrop, then ResizeEdge to
+# 256 x 256 / 224 and CenterCrop
+train_pipeline = _base_.train_pipeline
+train_pipeline[1].scale = 256
+test_pipeline = _base_.test_pipeline
+test_pipeline[1].scale = 292
+test_pipeline[2].crop_size = 256
 train_dataloader = dict(
     batch_size=64, dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=64, dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
-optim_wrapper = dict(optimizer=dict(lr=0.0005, weight_decay=0.05))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.002, by_epoch=True, begin=0,
-         end=20, convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', eta_min=2e-05, by_epoch=True,
-         begin=20, end=300, convert_to_iter_based=True),
-]
+optim_wrapper = dict(optimizer=dict(lr=5e-4, weight_decay=0.05))
+param_scheduler = _base_.param_scheduler  # warm-up, then cosine decay
+param_scheduler[0].start_factor = 1e-6 / 5e-4
+param_scheduler[1].update(eta_min=2e-5, end=300)
 train_cfg = dict(max_epochs=300)
 auto_scale_lr = dict(base_batch_size=512)
-custom_hooks = [
-    dict(type='mmvit.NonFiniteLossHook'),
-    dict(type='mmvit.RandomStateHook'),
-    dict(type='EMAHook', momentum=4e-05, update_buffers=True,
-         priority='ABOVE_NORMAL'),
-]
+custom_hooks = _base_.custom_hooks
+custom_hooks[-1].momentum = 4e-5  # EMAHook: 1 - decay
