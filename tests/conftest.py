@@ -10,8 +10,9 @@ sys.path.insert(0, ROOT)
 
 # pytest-xdist runs a worker per core (`make test`: -n 2). Each worker, and
 # each tool it starts, computes on its share of the cores instead of all of
-# them: OpenMP threads of two workers oversubscribing two cores ran a toy
-# training 3.5x slower than alone. Set before torch is imported.
+# them: with two workers' OpenMP threads oversubscribing two cores the
+# suite took 861 s, with one thread each 431 s. Set before torch is
+# imported.
 _WORKERS = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '0'))
 if _WORKERS:
     os.environ.setdefault('OMP_NUM_THREADS',

@@ -47,7 +47,16 @@ def test_config_builds_the_official_classifier(config):
     assert round(params, 2) == PARAMS_M[name]
     assert cfg.val_evaluator.topk == (1, 5)
     assert cfg.train_dataloader.dataset.data_root == 'data/imagenet'
-    size = cfg.val_dataloader.dataset.pipeline[-2]['crop_size']
+    # trains and tests at the variant's resolution; test: the short side
+    # at size x 256 / 224, then a centre crop
+    from mmvit.analysis.peers import classification_size
+    family, arch = name.rsplit('_', 1)
+    size = classification_size(family, arch)
+    train = {t['type']: t for t in cfg.train_dataloader.dataset.pipeline}
+    test = {t['type']: t for t in cfg.val_dataloader.dataset.pipeline}
+    assert train['RandomResizedCrop']['scale'] == size
+    assert test['ResizeEdge']['scale'] == size * 256 // 224
+    assert test['CenterCrop']['crop_size'] == size
     model.eval()
     with torch.no_grad():
         logits = model(torch.randn(1, 3, size, size), mode='tensor')
