@@ -227,7 +227,7 @@ def test_segmentation_and_classification_demos(toy_ade, toy_imagenet,
     run_main('demo/image_demo.py', [
         folder, CLS_CONFIG, '--weights', cls_ckpt, '--overlay',
         'configs/_toy_/imagenet.py', '--out-dir', tmp_path / 'cls',
-        '--device', 'cpu', '--deploy'])
+        '--device', 'cpu', '--graph-mode'])
     preds = sorted(glob.glob(str(tmp_path / 'cls' / 'preds' / '*.json')))
     assert len(preds) == 3
     assert len(glob.glob(str(tmp_path / 'cls' / 'vis' / '*.png'))) == 3

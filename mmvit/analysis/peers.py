@@ -22,6 +22,7 @@ import importlib
 import os.path as osp
 import sys
 import types
+import warnings
 
 import torch
 
@@ -163,12 +164,27 @@ def load_matching(model, state):
     return set(fit)
 
 
+def frozen_graph(model, size):
+    """``model`` (eval) traced at a ``1 x 3 x size x size`` input and frozen
+    (``torch.jit.freeze``): the same graph runtime mmvit's graph mode uses,
+    applied to a peer."""
+    x = torch.rand(1, 3, size, size)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter('ignore', torch.jit.TracerWarning)
+        graph = torch.jit.freeze(torch.jit.trace(model, x,
+                                                 check_trace=False))
+    return graph
+
+
 def inference_models(root, family, arch, size):
-    """{name: eval module} of the peers and mmvit at ``size``, and at the
-    classification resolution the relative differences of mmvit's logits
-    (eval and deployed) and the official fused model's from the official
-    ones; RuntimeError where mmvit's exceed :data:`RTOL`."""
-    from mmvit.deploy import switch_to_deploy
+    """{name: eval module} of the peers and mmvit (eval, deployed, graph
+    mode) at ``size``, and at the classification resolution the relative
+    differences of mmvit's logits (eval, deployed and graph mode) and the
+    official fused model's from the official ones; RuntimeError where
+    mmvit's exceed :data:`RTOL`. ``official graph`` is the official model
+    (its fused form where it has one) traced and frozen like mmvit's graph
+    mode, to tell what the graph runtime alone gains."""
+    from mmvit.deploy import switch_to_deploy, to_graph_mode
     module = import_official(root, family)
     reference, official = official_pair(module, family, arch, size)
     reference.eval()
@@ -180,21 +196,23 @@ def inference_models(root, family, arch, size):
     timm_model = build_timm(family, arch)
     if timm_model is not None:
         models['timm'] = timm_model.eval()
+    models['official graph'] = frozen_graph(
+        official if fused is None else fused, size)
     ours = build_mmvit(family, arch, reference.state_dict()).eval()
-    deployed = switch_to_deploy(copy.deepcopy(ours))
     models['mmvit'] = ours
-    models['mmvit deployed'] = deployed
+    models['mmvit deployed'] = switch_to_deploy(copy.deepcopy(ours))
+    models['mmvit graph'] = to_graph_mode(copy.deepcopy(ours))
     checks = {}
     if official is reference:
         x = torch.rand(2, 3, size, size,
                        generator=torch.Generator().manual_seed(1))
         with torch.no_grad():
             ref = reference(x)
-            checks['mmvit'] = relative_difference(ref, ours(x))
-            checks['mmvit deployed'] = relative_difference(ref, deployed(x))
+            for name in MMVIT:
+                checks[name] = relative_difference(ref, models[name](x))
             if fused is not None:
                 checks['official fused'] = relative_difference(ref, fused(x))
-    for name in ('mmvit', 'mmvit deployed'):
+    for name in MMVIT:
         if checks.get(name, 0.) > RTOL:
             raise RuntimeError(f'{family} {arch}: {name} logits differ from '
                                f'the official ones by {checks[name]:.2e} '
@@ -256,7 +274,11 @@ def training_steps(root, family, arch, size, batch, settings,
     return steps, unchecked
 
 
+#: the peers a user would run instead of mmvit (``best peer`` is the
+#: fastest of them)
 PEERS = ('official', 'official fused', 'timm')
+#: mmvit's forms in the inference table
+MMVIT = ('mmvit', 'mmvit deployed', 'mmvit graph')
 
 
 def _variants(args):
@@ -283,8 +305,9 @@ def run_inference(args):
     opts = Options('cpu', batch=1, repeat=args.repeat, warmup=args.warmup,
                    memory=False)
     header = ['variant', 'size'] + [f'{p} ms' for p in PEERS] + [
-        'mmvit ms', 'deployed ms', 'official / mmvit',
-        'best peer / deployed', 'max rel. diff (eval, deployed)']
+        'mmvit ms', 'deployed ms', 'graph ms', 'official graph ms',
+        'official / mmvit', 'best peer / deployed', 'best peer / graph',
+        'official graph / graph', 'max rel. diff (eval, deployed, graph)']
     rows = []
     for family, arch in _variants(args):
         for size in _sizes(args, family, arch):
@@ -295,12 +318,14 @@ def run_inference(args):
             ms = {name: r['ms'][square][0] for name, r in result.items()}
             best = min(ms[p] for p in PEERS if p in ms)
             diff = ('-' if not checks else
-                    f'{checks["mmvit"]:.1e}, {checks["mmvit deployed"]:.1e}')
+                    ', '.join(f'{checks[name]:.1e}' for name in MMVIT))
             rows.append([f'{family} {arch}', size] + [
                 f'{ms[p]:.1f}' if p in ms else '-' for p in PEERS] + [
-                f'{ms["mmvit"]:.1f}', f'{ms["mmvit deployed"]:.1f}',
-                f'{ms["official"] / ms["mmvit"]:.2f}',
-                f'{best / ms["mmvit deployed"]:.2f}', diff])
+                f'{ms[name]:.1f}' for name in MMVIT + ('official graph', )
+            ] + [f'{ms["official"] / ms["mmvit"]:.2f}',
+                 f'{best / ms["mmvit deployed"]:.2f}',
+                 f'{best / ms["mmvit graph"]:.2f}',
+                 f'{ms["official graph"] / ms["mmvit graph"]:.2f}', diff])
             print(' | '.join(str(c) for c in rows[-1]), flush=True)
     return header, rows
 
@@ -349,7 +374,10 @@ def run(args):
         note = ('eval forward of the classifiers, batch 1, float32, median '
                 f'of {args.repeat} after {args.warmup} warm-up, the models '
                 'of a row interleaved; "best peer" is the fastest of the '
-                'official model, its fused form and timm; max rel. diff: '
+                'official model, its fused form and timm; graph: mmvit\'s '
+                'graph mode (mmvit.deploy.to_graph_mode), official graph: '
+                'the official (fused) model traced and frozen the same way; '
+                'max rel. diff: '
                 "mmvit's logits against the official ones (same weights), "
                 'at the classification size')
     else:

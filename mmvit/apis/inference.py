@@ -69,13 +69,19 @@ def init_inferencer(config, weights=None, device=None, deploy=False,
             missing). Without it the model keeps its random initialisation.
         device (str, optional): ``'cpu'``, ``'cuda:0'``, ...; the
             Inferencer's default (CUDA when available) without it.
-        deploy (bool): apply :func:`mmvit.deploy.switch_to_deploy` after
-            loading (folded norms, merged layers, fast CPU kernels).
+        deploy (bool | str): ``True`` applies
+            :func:`mmvit.deploy.switch_to_deploy` after loading (folded
+            norms, merged layers, fast CPU kernels); ``'graph'`` applies
+            :func:`mmvit.deploy.to_graph_mode` (deployed, and on CPU each
+            backbone a frozen graph per input shape).
         overlays, cfg_options: merged over the config as in the tools.
     """
     from mmengine.registry import init_default_scope
 
     from mmvit.utils.config import check_checkpoint_file
+    if deploy not in (False, True, 'graph'):
+        raise ValueError(f'init_inferencer: deploy={deploy!r}; allowed: '
+                         "False, True, 'graph'")
     cfg = load_inference_config(config, overlays, cfg_options)
     source = config if isinstance(config, str) else 'config'
     scope = task_scope(cfg, source)
@@ -95,8 +101,9 @@ def init_inferencer(config, weights=None, device=None, deploy=False,
         from mmvit.engine.checkpoint import require_fit
         require_fit(inferencer.model, weights, use='run inference')
     if deploy:
-        from mmvit.deploy import switch_to_deploy
-        switch_to_deploy(inferencer.model)
+        from mmvit.deploy import switch_to_deploy, to_graph_mode
+        (to_graph_mode if deploy == 'graph' else switch_to_deploy)(
+            inferencer.model)
     inferencer.mmvit_scope = scope
     return inferencer
 

@@ -19,6 +19,10 @@ Vocabulary, the same for every family:
   and otherwise the same maths with plain PyTorch operations.
 
 The outputs equal the eval-mode outputs up to float32 rounding.
+
+*Graph mode* (:func:`to_graph_mode`, :mod:`mmvit.deploy.graph`) goes one
+step further for CPU inference: each deployed backbone runs as a frozen
+TorchScript graph per input shape.
 """
 from torch import nn
 
@@ -100,5 +104,7 @@ def switch_to_deploy(model: nn.Module) -> nn.Module:
 
 
 from . import cas_vit, castling_vit, cmt, efficientvit  # noqa: E402,F401
+from .graph import GraphBackbone, to_graph_mode  # noqa: E402
 
-__all__ = ['switch_to_deploy', 'deploy_rule', 'swap_class', 'ModuleRules']
+__all__ = ['switch_to_deploy', 'to_graph_mode', 'GraphBackbone',
+           'deploy_rule', 'swap_class', 'ModuleRules']

@@ -5,10 +5,37 @@ with it, activations and binary operations run as post-ops of oneDNN
 convolutions (``torch.ops.mkldnn._convolution_pointwise``, the kernels
 torch.compile uses on CPU); without it, the same maths runs as plain
 PyTorch operations, on any device, with autograd, while tracing and
-exporting.
+exporting. While :func:`capturing_graph` is on (:mod:`mmvit.deploy.graph`
+tracing a deployed backbone for CPU inference), the fast path is traced as
+well: the oneDNN calls go through small TorchScript functions the tracer
+can record.
 """
+import contextlib
+import threading
+from typing import List, Optional
+
 import torch
 from torch import nn
+
+_STATE = threading.local()
+
+
+@contextlib.contextmanager
+def capturing_graph():
+    """Within it, :func:`fast_cpu_inference` also holds under
+    ``torch.jit.trace`` (a graph traced for CPU inference keeps the fused
+    kernels)."""
+    previous = getattr(_STATE, 'capturing', False)
+    _STATE.capturing = True
+    try:
+        yield
+    finally:
+        _STATE.capturing = previous
+
+
+def _tracing():
+    """True under ``torch.jit.trace`` unless :func:`capturing_graph` is on."""
+    return torch.jit.is_tracing() and not getattr(_STATE, 'capturing', False)
 
 
 def is_exporting():
@@ -36,8 +63,45 @@ def fast_cpu_inference(x):
             and torch.backends.mkldnn.is_available()
             and torch.backends.mkldnn.enabled
             and not torch.is_autocast_enabled('cpu')
-            and not torch.jit.is_tracing() and not torch.jit.is_scripting()
+            and not _tracing() and not torch.jit.is_scripting()
             and not torch.compiler.is_compiling() and not is_exporting())
+
+
+def _unary_script(x: torch.Tensor, weight: torch.Tensor,
+                  bias: Optional[torch.Tensor], padding: List[int],
+                  stride: List[int], dilation: List[int], groups: int,
+                  attr: str, algorithm: Optional[str]) -> torch.Tensor:
+    """``_convolution_pointwise`` with no scalars, in a form the tracer
+    records (it cannot trace the op's ``Scalar?[]`` argument itself)."""
+    return torch.ops.mkldnn._convolution_pointwise(
+        x, weight, bias, padding, stride, dilation, groups, attr,
+        torch.jit.annotate(List[Optional[number]], []),  # noqa: F821
+        algorithm)
+
+
+def _binary_script(x: torch.Tensor, other: torch.Tensor,
+                   weight: torch.Tensor, bias: Optional[torch.Tensor],
+                   padding: List[int], stride: List[int],
+                   dilation: List[int], groups: int,
+                   attr: str) -> torch.Tensor:
+    """``_convolution_pointwise.binary`` with no unary post-op, in a form
+    the tracer records."""
+    return torch.ops.mkldnn._convolution_pointwise(
+        x, other, weight, bias, padding, stride, dilation, groups, attr,
+        None, None,
+        torch.jit.annotate(List[Optional[number]], []),  # noqa: F821
+        None)
+
+
+_SCRIPTED = {}
+
+
+def _traceable(name):
+    """The TorchScript form of ``_unary_script`` / ``_binary_script``,
+    compiled on first use."""
+    if name not in _SCRIPTED:
+        _SCRIPTED[name] = torch.jit.script(globals()[name])
+    return _SCRIPTED[name]
 
 
 def _post_op(act):
@@ -70,14 +134,29 @@ def fused_conv(x, conv, act=None, other=None, binary=None, fused=False):
         return y if act is None else act(y)
     args = (conv.weight, conv.bias, conv.padding, conv.stride,
             conv.dilation, conv.groups)
+    tracing = torch.jit.is_tracing()
     if binary is None or conv.groups > 1:
         # oneDNN fuses binary post-ops of dense convolutions only
-        y = _ONEDNN_POINTWISE(x, *args, post[0], [], post[1])
+        if tracing:
+            y = _traceable('_unary_script')(x, *_lists(args), post[0],
+                                             post[1])
+        else:
+            y = _ONEDNN_POINTWISE(x, *args, post[0], [], post[1])
         if binary is not None:
             y = y.add_(other) if binary == 'add' else y.mul_(other)
         return y
+    if tracing:
+        return _traceable('_binary_script')(x, other, *_lists(args), binary)
     return _ONEDNN_POINTWISE.binary(x, other, *args, binary, None, None,
                                     [], None)
+
+
+def _lists(args):
+    """The convolution arguments with padding, stride and dilation as lists
+    (TorchScript's ``List[int]``)."""
+    weight, bias, padding, stride, dilation, groups = args
+    return (weight, bias, list(padding), list(stride), list(dilation),
+            groups)
 
 
 def pointwise_nhwc(x, conv, relu=False):
