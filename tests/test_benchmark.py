@@ -1,6 +1,7 @@
 """The benchmark and model-zoo tools run and report what they say they do."""
 import importlib.util
 import os.path as osp
+import re
 
 import pytest
 import torch
@@ -292,6 +293,27 @@ class _FakeCompiled(torch.nn.Module):
 
     def forward(self, x):
         return tuple(o * (1 + self.error) for o in self._orig_mod(x))
+
+
+def test_benchmark_compares_graph_mode(tmp_path, keep_threads):
+    """--compare-graph times graph mode next to the eval model, with a
+    speed-up column, after checking the outputs."""
+    bench = load_tool('benchmark')
+    out = tmp_path / 'table.md'
+    status = bench.main(['--backbone', 'CASViT', '--archs', 'xs',
+                         '--sizes', '64', '96', '--repeat', '1', '--warmup',
+                         '1', '--no-memory', '--no-malloc-tuning',
+                         '--threads', str(keep_threads), '--flops-size', '0',
+                         '--compare-graph', '--out', str(out)])
+    assert status == 0
+    text = out.read_text()
+    header, rows = table_rows(text, 'xs graph')
+    assert header[-1] == 'graph speed-up @96x96'
+    assert float(rows[0][-1]) > 0
+    assert table_rows(text, 'xs')[1][0][-1] == ''
+    note = text.split('graph mode against')[1]
+    difference = re.search(r'xs graph ([0-9.e+-]+)', note).group(1)
+    assert float(difference) < 1e-4
 
 
 @pytest.mark.parametrize('error', [0., 1e-2])

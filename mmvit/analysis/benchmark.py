@@ -63,7 +63,10 @@ below keeps high on purpose). ``--no-memory`` skips it.
 float16 on CUDA; FLOPs are counted in float32); ``--channels-last``
 converts the model and the inputs to the channels-last memory format;
 ``--deploy`` times the deployed model (``mmvit.deploy.switch_to_deploy``),
-``--compare-deploy`` both, with a speed-up column; ``--compare-compile``
+``--compare-deploy`` both, with a speed-up column; ``--compare-graph``
+adds graph mode (``mmvit.deploy.to_graph_mode``: the deployed backbone as
+a frozen graph per size, traced in the warm-up) with its speed-up over
+eval, after checking its outputs within 1e-4 relative; ``--compare-compile``
 likewise times the eval model against ``torch.compile`` of it (one graph
 per size, compiled in the warm-up forwards) after checking that their
 outputs agree within 1e-4 relative. On CPU, glibc malloc is
@@ -640,6 +643,8 @@ def run(args):
         header.append(f't({size_label(big)})/t({size_label(sizes[-2])})')
     if args.compare_deploy:
         header.append(f'deploy speed-up @{size_label(big)}')
+    if args.compare_graph:
+        header.append(f'graph speed-up @{size_label(big)}')
     if args.compare_compile:
         header.append(f'compile speed-up @{size_label(big)}')
 
@@ -654,6 +659,18 @@ def run(args):
             deployed = copy.deepcopy(variants[name])
             variants[name + ' deployed'] = prepare(deployed, opts,
                                                    deploy=True)
+        if args.compare_graph:
+            import copy
+            from mmvit.deploy import to_graph_mode
+            variants[name + ' graph'] = graph = to_graph_mode(
+                copy.deepcopy(variants[name]))
+            diff = max_relative_difference(variants[name], graph, small,
+                                           opts)
+            compile_diffs.append(f'{name} graph {diff:.1e}')
+            if diff > COMPILE_RTOL:
+                raise RuntimeError(
+                    f'{name}: graph mode changed the outputs (max '
+                    f'relative difference {diff:.1e} > {COMPILE_RTOL})')
         if args.compare_compile:
             variants[name + ' compiled'] = compiled = torch.compile(
                 variants[name], dynamic=False)
@@ -690,6 +707,7 @@ def run(args):
                 row.append(f'{medians[big] / medians[sizes[-2]]:.2f}')
             base = measured[name]['ms'][big][0]
             for flag, suffix in ((args.compare_deploy, ' deployed'),
+                                 (args.compare_graph, ' graph'),
                                  (args.compare_compile, ' compiled')):
                 if flag:
                     row.append(f'{base / medians[big]:.2f}'
@@ -737,7 +755,7 @@ def run(args):
                          'cuda' else 'CPU allocator events of the PyTorch '
                          'profiler') + ')')
     if compile_diffs:
-        notes.append('compiled against eval outputs at '
+        notes.append('compiled or graph mode against eval outputs at '
                      f'{size_label(small)}, max relative difference: ' +
                      ', '.join(compile_diffs))
     if noisy_sizes:

@@ -87,6 +87,10 @@ class GraphBackbone(nn.Module):
             with torch.no_grad(), capturing_graph(), \
                     warnings.catch_warnings():
                 warnings.simplefilter('ignore', torch.jit.TracerWarning)
+                # an eager forward first fills the backbone's inference
+                # caches (CMT's resized position biases), which the graph
+                # then holds as constants instead of recomputing them
+                self.eager(x)
                 traced = torch.jit.trace(self.eager, x, check_trace=False)
                 graph = torch.jit.freeze(traced.eval())
                 for _ in range(2):  # the executor optimises after 2 runs

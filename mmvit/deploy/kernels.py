@@ -17,6 +17,8 @@ from typing import List, Optional
 import torch
 from torch import nn
 
+from mmvit.models.layers import shape_specialised_trace
+
 _STATE = threading.local()
 
 
@@ -24,11 +26,13 @@ _STATE = threading.local()
 def capturing_graph():
     """Within it, :func:`fast_cpu_inference` also holds under
     ``torch.jit.trace`` (a graph traced for CPU inference keeps the fused
-    kernels)."""
+    kernels), and the trace is specialised to its input shape
+    (:func:`~mmvit.models.layers.shape_specialised_trace`)."""
     previous = getattr(_STATE, 'capturing', False)
     _STATE.capturing = True
     try:
-        yield
+        with shape_specialised_trace():
+            yield
     finally:
         _STATE.capturing = previous
 
