@@ -302,3 +302,28 @@ def test_unknown_arch_fails_clearly(capsys):
     spec.loader.exec_module(cli)
     assert cli.main(['--backbone', 'CMT', '--arch', 'huge']) == 2
     assert "unknown arch 'huge'" in capsys.readouterr().err
+
+
+def test_detection_comparison_pairs_near_ties_by_box():
+    """Two detections whose scores differ by float rounding may swap ranks
+    between PyTorch and onnxruntime: they are compared by box, not rank;
+    a real difference of boxes is still reported."""
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+    from mmvit.export.predictor import compare
+
+    def sample(scores, boxes):
+        data = DetDataSample()
+        data.pred_instances = InstanceData(
+            scores=torch.tensor(scores), labels=torch.tensor([1, 1, 2]),
+            bboxes=torch.tensor(boxes, dtype=torch.float32))
+        return data
+
+    boxes = [[0, 0, 10, 10], [50, 50, 90, 90], [5, 5, 20, 20]]
+    reference = sample([0.5, 0.5 + 1e-6, 0.3], boxes)
+    swapped = sample([0.5 + 1e-6, 0.5, 0.3], boxes)
+    result = compare(reference, swapped)
+    assert result['labels_equal'] and result['max_box_diff'] == 0
+    moved = sample([0.5 + 1e-6, 0.5, 0.3],
+                   [[0, 0, 10, 10], [50, 50, 90, 95], [5, 5, 20, 20]])
+    assert compare(reference, moved)['max_box_diff'] == 5

@@ -5,10 +5,12 @@ post-op of its convolution, and the residual sums in place or as a post-op
 of the projection."""
 from torch import nn
 
-from mmvit.models.backbones.cmt import IRFFN, CMTBlock, tokens_to_map
+from mmvit.models.backbones.cmt import (IRFFN, CMTBlock,
+                                        ResizableRelativePositionBias,
+                                        tokens_to_map)
 from . import deploy_rule, swap_class
 from .fold import fold_conv_norm, fold_norm_into_next_conv, foldable_norm
-from .kernels import fast_cpu_inference, fused_conv
+from .kernels import fast_cpu_inference, fused_conv, is_capturing_graph
 
 
 @deploy_rule(IRFFN)
@@ -57,3 +59,22 @@ class DeployedCMTBlock(CMTBlock):
 @deploy_rule(CMTBlock)
 def deploy_block(block):
     return swap_class(block, DeployedCMTBlock)
+
+
+class DeployedPositionBias(ResizableRelativePositionBias):
+    """The position bias, whose grids, while graph mode traces the backbone
+    for one input shape (:mod:`mmvit.deploy.graph`), are read as plain ints:
+    the bias resized for them then comes from the inference cache and is a
+    constant of the graph instead of an interpolation traced into it. Any
+    other trace (ONNX export) keeps following the input size."""
+
+    def forward(self, q_size, k_size):
+        if is_capturing_graph():
+            q_size = tuple(int(s) for s in q_size)
+            k_size = tuple(int(s) for s in k_size)
+        return super().forward(q_size, k_size)
+
+
+@deploy_rule(ResizableRelativePositionBias)
+def deploy_position_bias(bias):
+    return swap_class(bias, DeployedPositionBias)

@@ -17,8 +17,6 @@ from typing import List, Optional
 import torch
 from torch import nn
 
-from mmvit.models.layers import shape_specialised_trace
-
 _STATE = threading.local()
 
 
@@ -26,20 +24,23 @@ _STATE = threading.local()
 def capturing_graph():
     """Within it, :func:`fast_cpu_inference` also holds under
     ``torch.jit.trace`` (a graph traced for CPU inference keeps the fused
-    kernels), and the trace is specialised to its input shape
-    (:func:`~mmvit.models.layers.shape_specialised_trace`)."""
+    kernels)."""
     previous = getattr(_STATE, 'capturing', False)
     _STATE.capturing = True
     try:
-        with shape_specialised_trace():
-            yield
+        yield
     finally:
         _STATE.capturing = previous
 
 
+def is_capturing_graph():
+    """True within :func:`capturing_graph`."""
+    return getattr(_STATE, 'capturing', False)
+
+
 def _tracing():
     """True under ``torch.jit.trace`` unless :func:`capturing_graph` is on."""
-    return torch.jit.is_tracing() and not getattr(_STATE, 'capturing', False)
+    return torch.jit.is_tracing() and not is_capturing_graph()
 
 
 def is_exporting():

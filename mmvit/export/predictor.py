@@ -128,6 +128,28 @@ class OnnxPredictor:
         return samples
 
 
+def _match_near_ties(a, b, score_tol=1e-4):
+    """An order of ``b`` (sorted by descending score, as ``a``) pairing
+    each detection of ``a`` with the unpaired one of ``b`` of the same
+    label whose box is nearest, among those whose score is within
+    ``score_tol`` of it: detections whose scores differ by float rounding
+    may swap ranks between two runtimes. Detections left without such a
+    partner are paired in rank order with the rest."""
+    import torch
+    order = [None] * len(a)
+    free = torch.ones(len(b), dtype=torch.bool)
+    close = (a.scores[:, None] - b.scores[None, :]).abs() <= score_tol
+    close &= a.labels[:, None] == b.labels[None, :]
+    box_diff = (a.bboxes[:, None] - b.bboxes[None, :]).abs().amax(-1)
+    for i in range(len(a)):
+        candidates = (close[i] & free).nonzero().flatten()
+        if len(candidates):
+            order[i] = int(candidates[box_diff[i, candidates].argmin()])
+            free[order[i]] = False
+    rest = iter(free.nonzero().flatten().tolist())
+    return [next(rest) if j is None else j for j in order]
+
+
 def compare(reference, other):
     """How far ``other``'s predictions are from ``reference``'s (two data
     samples of the same image).
@@ -136,7 +158,8 @@ def compare(reference, other):
         dict: detection: ``count`` (both numbers of detections),
         ``labels_equal``, ``max_box_diff`` (pixels), ``max_score_diff`` and,
         with masks, ``mask_pixels_differing`` (fraction over all masks),
-        after sorting both by descending score; segmentation:
+        after sorting both by descending score (near ties paired by
+        their boxes, :func:`_match_near_ties`); segmentation:
         ``label_pixels_differing`` (fraction of the label map) and
         ``max_logit_diff``.
     """
@@ -156,6 +179,7 @@ def compare(reference, other):
         return result
     a = a[a.scores.argsort(descending=True, stable=True)]
     b = b[b.scores.argsort(descending=True, stable=True)]
+    b = b[_match_near_ties(a, b)]
     result.update(
         labels_equal=bool((a.labels == b.labels).all()),
         max_box_diff=float((a.bboxes - b.bboxes).abs().max()),

@@ -1,6 +1,4 @@
 """Layers shared by several backbone families."""
-import contextlib
-import threading
 from collections import OrderedDict
 
 import torch
@@ -132,31 +130,6 @@ def drop_path_rates(depths, drop_path_rate):
     return out
 
 
-_TRACE = threading.local()
-
-
-@contextlib.contextmanager
-def shape_specialised_trace():
-    """Within it, a ``torch.jit.trace`` is taken to serve inputs of the
-    traced shape only (mmvit's graph mode): :class:`DerivedTensorCache`
-    entries are then read, and become constants of the graph. Any other
-    trace (ONNX export, FLOP counting) recomputes them, so that the graph
-    follows the input size."""
-    previous = getattr(_TRACE, 'specialised', False)
-    _TRACE.specialised = True
-    try:
-        yield
-    finally:
-        _TRACE.specialised = previous
-
-
-def _plain_key(key):
-    """``key`` with traced sizes (0-dim tensors) as ints."""
-    if isinstance(key, (tuple, list)):
-        return tuple(_plain_key(k) for k in key)
-    return int(key) if isinstance(key, torch.Tensor) else key
-
-
 class DerivedTensorCache:
     """Tensors derived from a parameter, kept for inference.
 
@@ -164,9 +137,7 @@ class DerivedTensorCache:
     ``key`` (with the parameter's device and dtype) while the parameter is
     unchanged: same storage and same version counter, which every in-place
     update (an optimiser step, ``load_state_dict``) increments. When autograd
-    records (a trainable parameter with grad enabled), nothing is cached;
-    under ``torch.jit.trace`` it is computed anew (traced) unless within
-    :func:`shape_specialised_trace`.
+    records (a trainable parameter with grad enabled), nothing is cached.
     The ``capacity`` most recently used keys are kept.
     """
 
@@ -177,10 +148,6 @@ class DerivedTensorCache:
     def get(self, param, key, compute):
         if torch.is_grad_enabled() and param.requires_grad:
             return compute()
-        if torch.jit.is_tracing():
-            if not getattr(_TRACE, 'specialised', False):
-                return compute()
-            key = _plain_key(key)
         full_key = (key, param.device, param.dtype)
         version = (param.data_ptr(), param._version)
         hit = self._entries.get(full_key)
