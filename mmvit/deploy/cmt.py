@@ -1,11 +1,13 @@
-"""CMT for inference: each IRFFN's BatchNorms folded into its projection,
-and on the fast path each block runs on the channels-last view of its
-tokens with fewer passes over them: the GELU after the IRFFN's expansion a
-post-op of its convolution, and the residual sums in place or as a post-op
-of the projection."""
+"""CMT for inference: each IRFFN's BatchNorms folded into its projection
+and its depthwise residual into the depthwise kernel, and on the fast path
+each block runs on the channels-last view of its tokens with fewer passes
+over them: the GELUs after the stem's convolutions and the IRFFN's
+expansion and depthwise convolution post-ops of those convolutions, and
+the residual sums in place or as a post-op of the projection."""
+import torch
 from torch import nn
 
-from mmvit.models.backbones.cmt import (IRFFN, CMTBlock,
+from mmvit.models.backbones.cmt import (CMT, IRFFN, CMTBlock,
                                         ResizableRelativePositionBias,
                                         tokens_to_map)
 from . import deploy_rule, swap_class
@@ -13,17 +15,52 @@ from .fold import fold_conv_norm, fold_norm_into_next_conv, foldable_norm
 from .kernels import fast_cpu_inference, fused_conv, is_capturing_graph
 
 
+class DeployedIRFFN(IRFFN):
+    """conv1x1-GELU-BN; dwconv3x3'-GELU-BN; conv1x1-BN, where ``dw'`` has
+    the residual ``x + dw(x)`` folded into its kernel's centre."""
+
+    def forward(self, x, size):
+        x = self.expand(tokens_to_map(x, size))
+        x = self.dw_bn(self.dw_act(self.dw(x)))
+        return self.project(x).flatten(2).permute(0, 2, 1)
+
+
 @deploy_rule(IRFFN)
 def deploy_irffn(ffn):
     """Fold the projection's BatchNorm into its 1x1 convolution, and the
     BatchNorm before it (``dw_bn``, after the activation) forward into that
-    convolution as well (exact: no padding)."""
+    convolution as well (exact: no padding); add 1 to the centre of each
+    depthwise kernel, so that ``dw'(x) = x + dw(x)`` (exact: the centre tap
+    reads the position itself, never the padding)."""
     fold_conv_norm(ffn.project)
     if foldable_norm(ffn.dw_bn) and 'bn' not in ffn.project._modules:
         ffn.project.conv = fold_norm_into_next_conv(ffn.dw_bn.eval(),
                                                     ffn.project.conv)
         ffn.dw_bn = nn.Identity()
-    return ffn
+    kh, kw = ffn.dw.kernel_size
+    with torch.no_grad():
+        ffn.dw.weight[:, 0, kh // 2, kw // 2] += 1
+    return swap_class(ffn, DeployedIRFFN)
+
+
+class DeployedCMTStem(nn.Sequential):
+    """The stem's conv-GELU-BN layers, each GELU a post-op of its
+    convolution on the fast path."""
+
+    def forward(self, x):
+        fast = fast_cpu_inference(x)
+        for layer in self:
+            x = layer.bn(fused_conv(x, layer.conv, layer.act, fused=fast))
+        return x
+
+
+@deploy_rule(CMT)
+def deploy_backbone(model):
+    if type(model.stem) is nn.Sequential and all(
+            list(layer._modules) == ['conv', 'act', 'bn']
+            for layer in model.stem):
+        model.stem = swap_class(model.stem, DeployedCMTStem)
+    return model
 
 
 class DeployedCMTBlock(CMTBlock):
@@ -32,7 +69,7 @@ class DeployedCMTBlock(CMTBlock):
     (:func:`~mmvit.deploy.kernels.fast_cpu_inference`) the convolutions run
     on that view without copies: ``x = x + lpu(x)`` and
     ``x = x + attn(norm1(x))`` in place, the IRFFN's expansion with its
-    GELU as one oneDNN kernel, ``h + dw(h)`` in place, and the projection
+    GELU as one oneDNN kernel, ``GELU(dw'(h))`` likewise, and the projection
     with the residual sum as its post-op. Otherwise, and before the IRFFN
     is folded, the block's own maths."""
 
@@ -49,8 +86,7 @@ class DeployedCMTBlock(CMTBlock):
         h = fused_conv(tokens_to_map(self.norm2(x), size), expand.conv,
                        expand.act, fused=True)
         h = expand.bn(h) if 'bn' in expand._modules else h
-        h = ffn.dw_bn(ffn.dw_act(fused_conv(h, ffn.dw, other=h,
-                                            binary='add', fused=True)))
+        h = ffn.dw_bn(fused_conv(h, ffn.dw, ffn.dw_act, fused=True))
         out = fused_conv(h, ffn.project.conv, other=tokens_to_map(x, size),
                          binary='add', fused=True)
         return out.flatten(2).transpose(1, 2)
