@@ -1,6 +1,7 @@
 """Graph mode (mmvit.deploy.graph): deployed backbones as frozen
 TorchScript graphs on CPU, the same outputs as eval."""
 import copy
+import pickle
 
 import pytest
 import torch
@@ -90,6 +91,15 @@ def test_graph_mode_keeps_at_most_max_graphs():
             graph(torch.rand(1, 3, size, size))
     shapes = [key[0] for key in graph.graphs]
     assert shapes == [(1, 3, 96, 96), (1, 3, 64, 64)]  # 32 dropped first
+    for clone in (copy.deepcopy(graph),
+                  pickle.loads(pickle.dumps(graph))):
+        assert not clone.graphs  # a copy traces its own graphs
+        x = torch.rand(1, 3, 64, 64)
+        with torch.no_grad():
+            assert max_relative_difference(graph(x), clone(x)) < 1e-4
+        assert len(clone.graphs) == 1 and len(graph.graphs) == 2
+        assert clone.eager is not graph.eager
+        assert clone.stages is clone.eager.stages
 
 
 def test_graph_mode_replaces_the_backbone_of_a_whole_model():

@@ -16,7 +16,8 @@ A graph is specific to its input shape, so graph mode suits inputs of a
 fixed size (classification, segmentation at a fixed crop, a deployed
 detector at one resize); each new shape costs one trace (about a second)
 and at most ``max_graphs`` graphs are kept. Graphs hold the weights they
-were traced with: moving the model or loading a state dict drops them.
+were traced with: moving the model or loading a state dict drops them, and
+copies and pickles of the model do not carry them.
 """
 import warnings
 from collections import OrderedDict
@@ -28,6 +29,11 @@ from mmvit.models.utils import MMViTBackbone
 from mmvit.registry import MODEL_PASSES
 from . import switch_to_deploy
 from .kernels import capturing_graph, fast_cpu_inference
+
+
+def _drop_graphs(module, incompatible_keys):
+    """After ``load_state_dict``: graphs hold the old weights."""
+    module.graphs.clear()
 
 
 class GraphBackbone(nn.Module):
@@ -61,8 +67,7 @@ class GraphBackbone(nn.Module):
         self._modules = backbone._modules
         self.max_graphs = max_graphs
         self.graphs = OrderedDict()
-        self.register_load_state_dict_post_hook(
-            lambda module, keys: module.graphs.clear())
+        self.register_load_state_dict_post_hook(_drop_graphs)
         self.train(False)
 
     def __getattr__(self, name):
@@ -70,6 +75,12 @@ class GraphBackbone(nn.Module):
             return super().__getattr__(name)
         except AttributeError:
             return getattr(object.__getattribute__(self, 'eager'), name)
+
+    def __getstate__(self):
+        # graphs are not copied or pickled; a copy traces its own
+        state = self.__dict__.copy()
+        state['graphs'] = OrderedDict()
+        return state
 
     def _apply(self, fn, *args, **kwargs):
         self.graphs.clear()
