@@ -132,3 +132,17 @@ def test_init_inferencer_names_the_allowed_deploy_modes():
     from mmvit.apis.inference import init_inferencer
     with pytest.raises(ValueError, match="allowed: False, True, 'graph'"):
         init_inferencer('configs/imagenet_cas_vit_xs.py', deploy='fold')
+
+
+def test_deploy_hook_switches_to_graph_mode():
+    """What tools/test.py --graph-mode adds to the config's hooks."""
+    from types import SimpleNamespace
+
+    from mmvit.engine import DeployHook
+    model = nn.Sequential()
+    model.add_module('backbone', randomize(CASViT('xs')))
+    DeployHook(graph=True).before_test(SimpleNamespace(model=model))
+    assert isinstance(model.backbone, GraphBackbone)
+    model.backbone = randomize(CASViT('xs'))
+    DeployHook().before_test(SimpleNamespace(model=model))
+    assert type(model.backbone) is CASViT and model.backbone.deployed

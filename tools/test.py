@@ -44,6 +44,11 @@ def parse_args(argv=None):
         help='fold Conv+BN pairs and drop training-only branches after the '
         'checkpoint is loaded (mmvit.deploy.switch_to_deploy)')
     parser.add_argument(
+        '--graph-mode', action='store_true',
+        help='--deploy, and on CPU run each backbone as a frozen graph per '
+        'input shape (mmvit.deploy.to_graph_mode; for test pipelines of one '
+        'input size, e.g. classification or sliding-window segmentation)')
+    parser.add_argument(
         '--tta', action='store_true',
         help='test-time augmentation: the config\'s tta_model and '
         'tta_pipeline (flip and multi-scale)')
@@ -117,9 +122,9 @@ def main(argv=None):
         add_dump(cfg, args)
     if args.tta:
         use_tta(cfg, args.config)
-    if args.deploy:
+    if args.deploy or args.graph_mode:
         cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
-            dict(type='mmvit.DeployHook')]
+            dict(type='mmvit.DeployHook', graph=args.graph_mode)]
 
     try:
         with data_errors_explained(cfg, ('test', )):
