@@ -30,12 +30,19 @@ def max_relative_difference(expected, got):
     return max(diffs)
 
 
-@pytest.mark.parametrize('family, arch', FAMILIES,
-                         ids=[f[0].__name__ for f in FAMILIES])
-def test_deployed_outputs_equal_eval_outputs(family, arch):
+def deployable_eval_model(family, arch):
+    """``family(arch)`` with random weights, in eval mode (Castling-ViT with
+    its auxiliary softmax factor at 1; the branch runs in training only)."""
     model = randomize(family(arch)).eval()
     if isinstance(model, CastlingViT):
         model.set_aux_factor(1.)
+    return model
+
+
+@pytest.mark.parametrize('family, arch', FAMILIES,
+                         ids=[f[0].__name__ for f in FAMILIES])
+def test_deployed_outputs_equal_eval_outputs(family, arch):
+    model = deployable_eval_model(family, arch)
     x = torch.rand(2, 3, 96, 80)
     with torch.no_grad():
         expected = model(x)

@@ -11,9 +11,9 @@ from conftest import randomize
 from mmvit.deploy import GraphBackbone, kernels, switch_to_deploy
 from mmvit.deploy import to_graph_mode
 from mmvit.families import families
-from mmvit.models import CASViT, CastlingViT, CMT
+from mmvit.models import CASViT, CMT
 from mmvit.registry import MODELS
-from test_deploy import max_relative_difference
+from test_deploy import deployable_eval_model, max_relative_difference
 
 FAMILIES = [(MODELS.get(f.backbone), f.smallest)
             for f in families().values()]
@@ -26,9 +26,7 @@ def graph_kinds(graph):
 @pytest.mark.parametrize('family, arch', FAMILIES,
                          ids=[f[0].__name__ for f in FAMILIES])
 def test_graph_outputs_equal_eval_outputs(family, arch):
-    model = randomize(family(arch)).eval()
-    if isinstance(model, CastlingViT):
-        model.set_aux_factor(1.)
+    model = deployable_eval_model(family, arch)
     graph = to_graph_mode(copy.deepcopy(model))
     assert isinstance(graph, GraphBackbone)
     for shape in [(1, 3, 96, 80), (2, 3, 64, 64), (1, 3, 96, 80)]:

@@ -77,6 +77,7 @@ pixels, one line per model.
 """
 import argparse
 import contextlib
+import copy
 import gc
 import json
 import os
@@ -651,36 +652,34 @@ def run(args):
     rows, curves, flops_notes, noisy_sizes, failures = [], {}, [], [], []
     compile_diffs = []  # 'name difference' of each compiled model
 
+    def add_checked(variants, name, key, label, what, module):
+        """``variants[key] = module`` after checking its outputs against
+        ``variants[name]``'s (RuntimeError beyond COMPILE_RTOL); the
+        difference goes into the notes under ``label``."""
+        diff = max_relative_difference(variants[name], module, small, opts)
+        compile_diffs.append(f'{label} {diff:.1e}')
+        if diff > COMPILE_RTOL:
+            raise RuntimeError(
+                f'{name}: {what} changed the outputs (max relative '
+                f'difference {diff:.1e} > {COMPILE_RTOL})')
+        variants[key] = module
+
     def run_model(name, build):
         model = build()
         variants = {name: prepare(model, opts, deploy=args.deploy)}
         if args.compare_deploy:
-            import copy
             deployed = copy.deepcopy(variants[name])
             variants[name + ' deployed'] = prepare(deployed, opts,
                                                    deploy=True)
         if args.compare_graph:
-            import copy
             from mmvit.deploy import to_graph_mode
-            variants[name + ' graph'] = graph = to_graph_mode(
-                copy.deepcopy(variants[name]))
-            diff = max_relative_difference(variants[name], graph, small,
-                                           opts)
-            compile_diffs.append(f'{name} graph {diff:.1e}')
-            if diff > COMPILE_RTOL:
-                raise RuntimeError(
-                    f'{name}: graph mode changed the outputs (max '
-                    f'relative difference {diff:.1e} > {COMPILE_RTOL})')
+            add_checked(variants, name, name + ' graph', name + ' graph',
+                        'graph mode',
+                        to_graph_mode(copy.deepcopy(variants[name])))
         if args.compare_compile:
-            variants[name + ' compiled'] = compiled = torch.compile(
-                variants[name], dynamic=False)
-            diff = max_relative_difference(variants[name], compiled,
-                                           small, opts)
-            compile_diffs.append(f'{name} {diff:.1e}')
-            if diff > COMPILE_RTOL:
-                raise RuntimeError(
-                    f'{name}: torch.compile changed the outputs (max '
-                    f'relative difference {diff:.1e} > {COMPILE_RTOL})')
+            add_checked(variants, name, name + ' compiled', name,
+                        'torch.compile',
+                        torch.compile(variants[name], dynamic=False))
         measured = measure(variants, sizes, opts)
         for key, module in variants.items():
             result = measured[key]

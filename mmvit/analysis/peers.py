@@ -22,7 +22,6 @@ import importlib
 import os.path as osp
 import sys
 import types
-import warnings
 
 import torch
 
@@ -166,14 +165,10 @@ def load_matching(model, state):
 
 def frozen_graph(model, size):
     """``model`` (eval) traced at a ``1 x 3 x size x size`` input and frozen
-    (``torch.jit.freeze``): the same graph runtime mmvit's graph mode uses,
-    applied to a peer."""
-    x = torch.rand(1, 3, size, size)
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter('ignore', torch.jit.TracerWarning)
-        graph = torch.jit.freeze(torch.jit.trace(model, x,
-                                                 check_trace=False))
-    return graph
+    like mmvit's graph mode (:func:`mmvit.deploy.graph.frozen_trace`): the
+    same graph runtime, applied to a peer."""
+    from mmvit.deploy.graph import frozen_trace
+    return frozen_trace(model, torch.rand(1, 3, size, size))
 
 
 def inference_models(root, family, arch, size):

@@ -31,6 +31,16 @@ from . import switch_to_deploy
 from .kernels import capturing_graph, fast_cpu_inference
 
 
+def frozen_trace(module, x):
+    """``module`` traced at the input ``x`` (``torch.jit.trace``, tracer
+    warnings silenced) and frozen (``torch.jit.freeze``: weights and other
+    tensors it reads become constants), under ``torch.no_grad()``."""
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter('ignore', torch.jit.TracerWarning)
+        traced = torch.jit.trace(module, x, check_trace=False)
+        return torch.jit.freeze(traced.eval())
+
+
 def _drop_graphs(module, incompatible_keys):
     """After ``load_state_dict``: graphs hold the old weights."""
     module.graphs.clear()
@@ -95,15 +105,12 @@ class GraphBackbone(nn.Module):
         key = (tuple(x.shape), x.stride())
         graph = self.graphs.get(key)
         if graph is None:
-            with torch.no_grad(), capturing_graph(), \
-                    warnings.catch_warnings():
-                warnings.simplefilter('ignore', torch.jit.TracerWarning)
+            with torch.no_grad(), capturing_graph():
                 # an eager forward first fills the backbone's inference
                 # caches (CMT's resized position biases), which the graph
                 # then holds as constants instead of recomputing them
                 self.eager(x)
-                traced = torch.jit.trace(self.eager, x, check_trace=False)
-                graph = torch.jit.freeze(traced.eval())
+                graph = frozen_trace(self.eager, x)
                 for _ in range(2):  # the executor optimises after 2 runs
                     graph(x)
             self.graphs[key] = graph

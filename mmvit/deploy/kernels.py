@@ -11,6 +11,7 @@ well: the oneDNN calls go through small TorchScript functions the tracer
 can record.
 """
 import contextlib
+import functools
 import threading
 from typing import List, Optional
 
@@ -98,15 +99,11 @@ def _binary_script(x: torch.Tensor, other: torch.Tensor,
         None)
 
 
-_SCRIPTED = {}
-
-
-def _traceable(name):
-    """The TorchScript form of ``_unary_script`` / ``_binary_script``,
-    compiled on first use."""
-    if name not in _SCRIPTED:
-        _SCRIPTED[name] = torch.jit.script(globals()[name])
-    return _SCRIPTED[name]
+@functools.lru_cache(maxsize=None)
+def _traceable(function):
+    """The TorchScript form of ``function`` (``_unary_script`` or
+    ``_binary_script``), compiled on first use."""
+    return torch.jit.script(function)
 
 
 def _post_op(act):
@@ -143,15 +140,15 @@ def fused_conv(x, conv, act=None, other=None, binary=None, fused=False):
     if binary is None or conv.groups > 1:
         # oneDNN fuses binary post-ops of dense convolutions only
         if tracing:
-            y = _traceable('_unary_script')(x, *_lists(args), post[0],
-                                             post[1])
+            y = _traceable(_unary_script)(x, *_lists(args), post[0],
+                                           post[1])
         else:
             y = _ONEDNN_POINTWISE(x, *args, post[0], [], post[1])
         if binary is not None:
             y = y.add_(other) if binary == 'add' else y.mul_(other)
         return y
     if tracing:
-        return _traceable('_binary_script')(x, other, *_lists(args), binary)
+        return _traceable(_binary_script)(x, other, *_lists(args), binary)
     return _ONEDNN_POINTWISE.binary(x, other, *args, binary, None, None,
                                     [], None)
 
