@@ -4,6 +4,7 @@ import copy
 
 import pytest
 import torch
+from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from conftest import randomize
@@ -70,23 +71,70 @@ def test_deployed_outputs_equal_eval_outputs(family, arch):
 
 @pytest.fixture
 def onednn_calls(monkeypatch):
-    """Counts the fused oneDNN convolutions the deploy kernels run."""
+    """Counts the fused oneDNN kernels the deploy kernels run (convolutions
+    and the row products of 1x1 convolutions)."""
     calls = []
-    real = kernels._ONEDNN_POINTWISE
-    if real is None:
-        return calls
 
     class Counting:
+        def __init__(self, real):
+            self.real = real
+
         def __call__(self, *args):
             calls.append('unary')
-            return real(*args)
+            return self.real(*args)
 
         def binary(self, *args):
             calls.append('binary')
-            return real.binary(*args)
+            return self.real.binary(*args)
 
-    monkeypatch.setattr(kernels, '_ONEDNN_POINTWISE', Counting())
+    for name in ('_ONEDNN_POINTWISE', '_ONEDNN_LINEAR'):
+        real = getattr(kernels, name)
+        if real is not None:
+            monkeypatch.setattr(kernels, name, Counting(real))
     return calls
+
+
+@pytest.mark.parametrize('post', ['none', 'gelu', 'add'])
+def test_fused_1x1_convolution_of_channels_last_rows(post, onednn_calls):
+    conv = nn.Conv2d(24, 40, 1)
+    act = nn.GELU() if post == 'gelu' else None
+    cl = torch.channels_last
+    x = torch.randn(2, 24, 7, 5).contiguous(memory_format=cl)
+    other = torch.randn(2, 40, 7, 5).contiguous(memory_format=cl) \
+        if post == 'add' else None
+    binary = 'add' if post == 'add' else None
+    with torch.no_grad():
+        expected = conv(x)
+        expected = act(expected) if act else expected
+        expected = expected + other if other is not None else expected
+        got = kernels.fused_conv(x, conv, act, other, binary, fused=True)
+        # an NCHW-contiguous input takes the convolution kernel instead
+        plain = kernels.fused_conv(x.contiguous(), conv, act,
+                                   other, binary, fused=True)
+    assert got.shape == expected.shape and got.is_contiguous(memory_format=cl)
+    assert max_relative_difference((expected, ), (got, )) < 1e-5
+    assert max_relative_difference((expected, ), (plain, )) < 1e-5
+    if kernels._ONEDNN_LINEAR is not None:
+        assert kernels._pointwise_rows(conv, x, other)
+        assert not kernels._pointwise_rows(conv, x.contiguous(), other)
+        assert len(onednn_calls) == 2
+
+
+def test_norm_in_place_overwrites_its_input_with_the_eval_norm():
+    norm = randomize(nn.BatchNorm2d(6)).eval()
+    x = torch.randn(2, 6, 5, 4).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        expected = norm(x)
+        kept = x.clone()
+        assert kernels.norm_in_place(kept, norm) is not kept  # not fused
+        out = kernels.norm_in_place(x, norm, fused=True)
+    assert out.data_ptr() == x.data_ptr()
+    assert max_relative_difference((expected, ), (out, )) < 1e-6
+    group_norm = nn.GroupNorm(2, 6)  # not a BatchNorm: runs as it is
+    y = torch.randn(2, 6, 5, 4)
+    with torch.no_grad():
+        assert torch.equal(kernels.norm_in_place(y.clone(), group_norm,
+                                                 fused=True), group_norm(y))
 
 
 @pytest.mark.parametrize('size', [(96, 80), (65, 47)], ids=str)
@@ -113,10 +161,10 @@ def test_deployed_cas_vit_folds_every_batchnorm_next_to_a_conv(
         assert fast_cpu_inference(x) == torch.backends.mkldnn.is_available()
         fused = deployed(x)
     if torch.backends.mkldnn.is_available():
-        # per block 9 oneDNN convolutions (3 local integration, 4 token
+        # per block 11 oneDNN kernels (3 local integration, 6 token
         # mixer, 2 MLP), of which the two residual sums after dense ones
         # are binary post-ops; the two stem convolutions
-        assert len(onednn_calls) == 9 * len(blocks) + 2
+        assert len(onednn_calls) == 11 * len(blocks) + 2
         assert onednn_calls.count('binary') == 2 * len(blocks)
     onednn_calls.clear()
     assert not fast_cpu_inference(x)

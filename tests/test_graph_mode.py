@@ -46,6 +46,9 @@ def test_graph_outputs_equal_eval_outputs(family, arch):
         # the fused oneDNN convolutions are part of the traced graph
         (traced, ) = list(graph.graphs.values())[:1]
         assert 'mkldnn::_convolution_pointwise' in graph_kinds(traced)
+        if kernels._ONEDNN_LINEAR is not None:
+            # and the 1x1 convolutions as products of channels-last rows
+            assert 'mkldnn::_linear_pointwise' in graph_kinds(traced)
 
 
 def test_graph_mode_runs_the_deployed_backbone_off_the_fast_path():

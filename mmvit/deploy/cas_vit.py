@@ -61,7 +61,8 @@ class DeployedTokenMixer(nn.Module):
     def forward(self, x, residual):
         fused = fast_cpu_inference(x)
         c = self.channels
-        qk, v = self.qk(x), self.v(x)
+        qk = fused_conv(x, self.qk, fused=fused)
+        v = fused_conv(x, self.v, fused=fused)
         score = fused_conv(
             fused_conv(qk, self.gate_dw, self.gate_act, fused=fused),
             self.gate_score, self.gate_sigmoid, fused=fused)

@@ -2,8 +2,9 @@
 and its depthwise residual into the depthwise kernel, and on the fast path
 each block runs on the channels-last view of its tokens with fewer passes
 over them: the GELUs after the stem's convolutions and the IRFFN's
-expansion and depthwise convolution post-ops of those convolutions, and
-the residual sums in place or as a post-op of the projection."""
+expansion and depthwise convolution post-ops of those convolutions, the
+BatchNorms after those GELUs one in-place pass each, and the residual sums
+in place or as a post-op of the projection."""
 import torch
 from torch import nn
 
@@ -12,7 +13,8 @@ from mmvit.models.backbones.cmt import (CMT, IRFFN, CMTBlock,
                                         tokens_to_map)
 from . import deploy_rule, swap_class
 from .fold import fold_conv_norm, fold_norm_into_next_conv, foldable_norm
-from .kernels import fast_cpu_inference, fused_conv, is_capturing_graph
+from .kernels import (fast_cpu_inference, fused_conv, is_capturing_graph,
+                      norm_in_place)
 
 
 class DeployedIRFFN(IRFFN):
@@ -45,12 +47,13 @@ def deploy_irffn(ffn):
 
 class DeployedCMTStem(nn.Sequential):
     """The stem's conv-GELU-BN layers, each GELU a post-op of its
-    convolution on the fast path."""
+    convolution and each BN in place on its output on the fast path."""
 
     def forward(self, x):
         fast = fast_cpu_inference(x)
         for layer in self:
-            x = layer.bn(fused_conv(x, layer.conv, layer.act, fused=fast))
+            x = norm_in_place(fused_conv(x, layer.conv, layer.act,
+                                         fused=fast), layer.bn, fused=fast)
         return x
 
 
@@ -69,7 +72,8 @@ class DeployedCMTBlock(CMTBlock):
     (:func:`~mmvit.deploy.kernels.fast_cpu_inference`) the convolutions run
     on that view without copies: ``x = x + lpu(x)`` and
     ``x = x + attn(norm1(x))`` in place, the IRFFN's expansion with its
-    GELU as one oneDNN kernel, ``GELU(dw'(h))`` likewise, and the projection
+    GELU as one oneDNN kernel (its BatchNorm in place on that output),
+    ``GELU(dw'(h))`` likewise, and the projection
     with the residual sum as its post-op. Otherwise, and before the IRFFN
     is folded, the block's own maths."""
 
@@ -85,7 +89,8 @@ class DeployedCMTBlock(CMTBlock):
         expand = ffn.expand
         h = fused_conv(tokens_to_map(self.norm2(x), size), expand.conv,
                        expand.act, fused=True)
-        h = expand.bn(h) if 'bn' in expand._modules else h
+        if 'bn' in expand._modules:
+            h = norm_in_place(h, expand.bn, fused=True)
         h = ffn.dw_bn(fused_conv(h, ffn.dw, ffn.dw_act, fused=True))
         out = fused_conv(h, ffn.project.conv, other=tokens_to_map(x, size),
                          binary='add', fused=True)
