@@ -46,11 +46,13 @@ def deploy_irffn(ffn):
 
 
 class DeployedCMTStem(nn.Sequential):
-    """The stem's conv-GELU-BN layers, each GELU a post-op of its
-    convolution and each BN in place on its output on the fast path."""
+    """The stem's conv-GELU-BN layers; on the fast path channels-last, each
+    GELU a post-op of its convolution and each BN in place on its output."""
 
     def forward(self, x):
         fast = fast_cpu_inference(x)
+        if fast:
+            x = x.contiguous(memory_format=torch.channels_last)
         for layer in self:
             x = norm_in_place(fused_conv(x, layer.conv, layer.act,
                                          fused=fast), layer.bn, fused=fast)

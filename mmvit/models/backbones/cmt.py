@@ -365,8 +365,7 @@ class CMT(MMViTBackbone):
         outs = []
         for i, stage in enumerate(self.stages):
             tokens, size = stage(x)
-            x = tokens.reshape(x.shape[0], *size, -1).permute(0, 3, 1,
-                                                              2).contiguous()
+            x = tokens_to_map(tokens, size)  # channels-last view, no copy
             if i in self.out_indices:
                 out = getattr(self, f'norm{i}')(tokens) if self.out_norms \
                     else tokens
