@@ -217,6 +217,22 @@ def test_training_steps_must_compute_the_same_loss():
     assert result['b']['loss'] == 1.5 and result['a']['peak_bytes'] is None
 
 
+def test_amp_setting_runs_the_forward_in_bfloat16():
+    """``amp``: forward and loss under bfloat16 autocast, float32 weights
+    and gradients; other settings stay float32."""
+    from mmvit.analysis.train_benchmark import make_step
+    seen = []
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1))
+    model.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+    for setting in ('amp', 'eager', 'channels_last+amp'):
+        step = make_step(model, setting, (8, 8), 2, torch.device('cpu'))
+        loss = step()
+        assert torch.isfinite(loss)
+        weight = step.model[0].weight
+        assert weight.dtype == weight.grad.dtype == torch.float32
+    assert seen == [torch.bfloat16, torch.float32, torch.bfloat16]
+
+
 def test_peer_benchmark_finds_and_imports_official_code(tmp_path, capsys):
     """The official model files are found one folder below the root and
     imported as a package (relative imports work); a missing checkout is

@@ -235,7 +235,8 @@ def without_dropout(model):
 def training_steps(root, family, arch, size, batch, settings,
                    device='cpu'):
     """{name: TrainStep} of the official classifier (eager) and mmvit's
-    under each of ``settings`` (see :mod:`.train_benchmark`), on the same
+    under each of ``settings`` (see :mod:`.train_benchmark`; with an
+    ``amp`` setting also the official one under ``amp``), on the same
     random ``batch`` x 3 x ``size`` x ``size`` images and labels, with
     drop path and dropout off on both sides (steps without randomness, so
     that their first losses can be compared), and the names whose losses
@@ -243,7 +244,7 @@ def training_steps(root, family, arch, size, batch, settings,
     classification size has position-bias tables of its own)."""
     import torch.nn.functional as F
 
-    from .train_benchmark import make_step
+    from .train_benchmark import make_step, parse_setting
     module = import_official(root, family)
     reference, official = official_pair(module, family, arch, size)
     without_dropout(reference)
@@ -266,6 +267,11 @@ def training_steps(root, family, arch, size, batch, settings,
              for s in settings}
     steps['official'] = make_step(official, 'eager', square, batch, device,
                                   loss_fn)
+    if any('amp' in parse_setting(s) for s in settings):
+        # mixed precision is a setting of the official training code too
+        steps['official amp'] = make_step(official, 'amp', square, batch,
+                                          device, loss_fn)
+        unchecked += ('official amp', ) if 'official' in unchecked else ()
     return steps, unchecked
 
 

@@ -12,6 +12,8 @@ and runs it one way:
 * ``fused_adamw``: ``torch.optim.AdamW(fused=True)``, one kernel per update;
 * ``compile``: ``torch.compile`` of the model (the step's first call
   compiles; warm-up runs absorb it);
+* ``amp``: forward and loss under ``torch.autocast`` in bfloat16 (mixed
+  precision; the weights, gradients and optimizer stay float32);
 * several of them joined by ``+``, e.g. ``channels_last+fused_adamw``.
 
 The settings run interleaved within each repeat, so slow drifts of a shared
@@ -27,7 +29,8 @@ import torch
 
 from .benchmark import build_backbone, peak_memory_of, summarize
 
-SETTINGS = ('eager', 'with_cp', 'channels_last', 'fused_adamw', 'compile')
+SETTINGS = ('eager', 'with_cp', 'channels_last', 'fused_adamw', 'compile',
+            'amp')
 
 
 def mean_square_loss(outputs):
@@ -42,15 +45,18 @@ class TrainStep:
     loss."""
 
     def __init__(self, model, inputs, fused=False, lr=1e-4,
-                 loss_fn=mean_square_loss):
+                 loss_fn=mean_square_loss, amp=False):
         self.model = model.train()
         self.inputs = inputs
         self.loss_fn = loss_fn
+        self.amp = amp
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=lr,
                                            fused=fused or None)
 
     def __call__(self):
-        loss = self.loss_fn(self.model(self.inputs))
+        with torch.autocast(self.inputs.device.type, dtype=torch.bfloat16,
+                            enabled=self.amp):
+            loss = self.loss_fn(self.model(self.inputs))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -96,7 +102,7 @@ def make_step(model, setting, size, batch, device, loss_fn=mean_square_loss):
     if 'compile' in parts:
         model = torch.compile(model)
     return TrainStep(model, inputs, fused='fused_adamw' in parts,
-                     loss_fn=loss_fn)
+                     loss_fn=loss_fn, amp='amp' in parts)
 
 
 def measure_steps(steps, repeat=5, warmup=2, device='cpu', memory=True,
