@@ -52,3 +52,38 @@ def test_project_parts_splits_the_projection(monkeypatch):
         for part, expected in zip(parts, layer(x).chunk(3, dim)):
             assert part.is_contiguous()
             torch.testing.assert_close(part, expected)
+
+
+@pytest.mark.parametrize('batch', [1, 2])
+def test_deployed_cas_vit_blocks_in_bands_equal_eval(batch, monkeypatch):
+    """The deployed CAS-ViT block computes large maps in bands of rows,
+    each reading the rows its 3x3 convolutions need around it, with the
+    channel gates' means between two passes: the eval outputs, on the fused
+    CPU path and on the portable one (autograd on)."""
+    import copy
+
+    from mmvit.deploy import cas_vit as deployed_cas_vit
+    from mmvit.deploy import switch_to_deploy
+    torch.manual_seed(0)
+    model = randomize(MODELS.get('CASViT')(arch='xs')).eval()
+    deployed = switch_to_deploy(copy.deepcopy(model))
+    x = torch.randn(batch, 3, 92, 120)
+    with torch.no_grad():
+        expected = model(x)
+    # 23x30 stage-1 maps of 48 channels: 48 KiB bands of 8 rows (and the
+    # last of 7), bands of 4 and 2 rows in later stages
+    monkeypatch.setattr(layers, 'BAND_BYTES', 48 * 1024 * batch)
+    assert layers.row_bands(batch, 48, 23, 30) == [(0, 8), (8, 16),
+                                                   (16, 23)]
+    calls = []
+    real = deployed_cas_vit.in_bands
+    monkeypatch.setattr(deployed_cas_vit, 'in_bands', lambda fn, bands: (
+        calls.append(len(bands)), real(fn, bands))[1])
+    with torch.no_grad():
+        fused = deployed(x)
+    assert max(calls) == 3
+    plain = deployed(x)  # autograd on: the portable path
+    for got in (fused, plain):
+        for a, b in zip(expected, got):
+            assert a.abs().max() > 0.1
+            torch.testing.assert_close(b.detach(), a, rtol=1e-4, atol=1e-5)

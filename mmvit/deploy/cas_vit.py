@@ -31,8 +31,8 @@ class DeployedTokenMixer(nn.Module):
     merged: ``gate_dw`` (the depthwise convs), ``gate_score`` (the spatial
     scores, block-diagonal), ``gate_fc`` (the channel gates, two groups).
 
-    ``forward(x, residual)`` returns ``proj(...) + residual`` (the sum a
-    post-op of ``proj`` on the fast path).
+    Its three steps (:meth:`spatially_gated`, :meth:`channel_gates`,
+    :meth:`mix`) are called by :class:`DeployedCASBlock` for bands of rows.
     """
 
     @torch.no_grad()
@@ -58,26 +58,41 @@ class DeployedTokenMixer(nn.Module):
             [gate[1].fc for gate in (mixer.q_gate, mixer.k_gate)], 2)
         self.dwc, self.proj = mixer.dwc, mixer.proj
 
-    def forward(self, x, residual):
-        fused = fast_cpu_inference(x)
+    def spatially_gated(self, x, start, stop, fused):
+        """Rows ``[start, stop)`` of the query and key after their spatial
+        gates, from the rows of the block input ``x`` around them."""
         c = self.channels
-        qk = fused_conv(x, self.qk, fused=fused)
-        v = fused_conv(x, self.v, fused=fused)
+        part, crop = with_halo(x, start, stop, 1)
+        qk = fused_conv(part, self.qk, fused=fused)
         score = fused_conv(
-            fused_conv(qk, self.gate_dw, self.gate_act, fused=fused),
+            fused_conv(qk, self.gate_dw, self.gate_act,
+                       fused=fused)[:, :, crop],
             self.gate_score, self.gate_sigmoid, fused=fused)
-        q = qk[:, :c] * score[:, :1]
-        k = qk[:, c:] * score[:, 1:]
-        # both channel gates as one batched product: (B, 2, C) -> (B, 2, C)
+        qk = qk[:, :, crop]
+        return qk[:, :c] * score[:, :1], qk[:, c:] * score[:, 1:]
+
+    def channel_gates(self, q, k):
+        """``(B, 2C, 1, 1)``: the query's and key's channel gates, both as
+        one batched product of their means."""
+        c = self.channels
         pooled = torch.stack([q.mean((2, 3)), k.mean((2, 3))], 1)
         gate = torch.sigmoid(torch.einsum(
             'bgi,goi->bgo', pooled, self.gate_fc.weight.view(2, c, c)))
-        gate = gate.reshape(-1, 2 * c, 1, 1)
+        return gate.reshape(-1, 2 * c, 1, 1)
+
+    def mix(self, x, q, k, gate, start, stop, fused):
+        """Rows ``[start, stop)`` of ``x + proj(dwc(q g_q + k g_k) * v)``
+        from the rows of ``x``, ``q`` and ``k`` around them."""
+        c = self.channels
+        q, crop = with_halo(q, start, stop, 2)
+        k, _ = with_halo(k, start, stop, 2)
+        v, _ = with_halo(x, start, stop, 2)
         mixed = torch.addcmul(q * gate[:, :c], k, gate[:, c:])
-        mixed = fused_conv(mixed, self.dwc, other=v, binary='mul',
-                           fused=fused)
-        return fused_conv(mixed, self.proj, other=residual, binary='add',
-                          fused=fused)
+        mixed = fused_conv(mixed, self.dwc,
+                           other=fused_conv(v, self.v, fused=fused),
+                           binary='mul', fused=fused)
+        out = fused_conv(mixed, self.proj, fused=fused)[:, :, crop]
+        return out.add_(x[:, :, start:stop])
 
 
 class DeployedCASBlock(nn.Module):
@@ -93,24 +108,79 @@ class DeployedCASBlock(nn.Module):
         self.mlp = block.mlp
         self.mlp.fc1 = fold_norm_into_next_conv(block.norm2, block.mlp.fc1)
 
-    def forward(self, x):
-        fused = fast_cpu_inference(x)
+    def integrate(self, x, start, stop, fused):
+        """Rows ``[start, stop)`` of ``x + LI(x)``."""
         reduce, depthwise, expand = self.local_integration
-        y = fused_conv(fused_conv(x, reduce.conv, fused=fused),
+        part, crop = with_halo(x, start, stop, 1)
+        y = fused_conv(fused_conv(part, reduce.conv, fused=fused),
                        depthwise.conv, getattr(depthwise, 'act', None),
-                       fused=fused)
-        x = fused_conv(y, expand, other=x, binary='add', fused=fused)
-        x = self.token_mixer(x, x)
+                       fused=fused)[:, :, crop]
+        return fused_conv(y, expand, other=x[:, :, start:stop],
+                          binary='add', fused=fused)
+
+    def feed_forward(self, x, fused):
+        """``x + MLP'(x)``, the hidden map in bands of rows (as ConvMlp)."""
         mlp = self.mlp
         bands = row_bands(x.shape[0], mlp.fc1.out_channels, *x.shape[2:],
                           x.element_size())
         outs = []
-        for start, stop in bands:  # as ConvMlp: the hidden map in bands
+        for start, stop in bands:
             part = x[:, :, start:stop] if len(bands) > 1 else x
             y = fused_conv(part, mlp.fc1, mlp.act, fused=fused)
             outs.append(fused_conv(y, mlp.fc2, other=part, binary='add',
                                    fused=fused))
         return outs[0] if len(outs) == 1 else torch.cat(outs, 2)
+
+    def forward(self, x):
+        """The block in bands of rows where its maps are large (exact: each
+        band reads the rows its 3x3 convolutions need around it), with only
+        the block's input and output, the stage after the local
+        integration and the gated query and key as whole maps; the channel
+        gates' means come between the bands' two passes."""
+        fused = fast_cpu_inference(x)
+        mixer = self.token_mixer
+        bands = row_bands(x.shape[0], x.shape[1], *x.shape[2:],
+                          x.element_size())
+        (x1, ) = in_bands(lambda a, b: (self.integrate(x, a, b, fused), ),
+                          bands)
+        q, k = in_bands(
+            lambda a, b: mixer.spatially_gated(x1, a, b, fused), bands)
+        gate = mixer.channel_gates(q, k)
+        (out, ) = in_bands(lambda a, b: (self.feed_forward(
+            mixer.mix(x1, q, k, gate, a, b, fused), fused), ), bands)
+        return out
+
+
+def with_halo(x, start, stop, halo):
+    """Rows ``[start - halo, stop + halo)`` of the NCHW map ``x`` (those
+    inside it) and the slice of that window's rows that is ``[start,
+    stop)``: a stack of up to ``halo`` zero-padded 3x3 convolutions over
+    the window gives the map's own values on those rows."""
+    low, high = max(start - halo, 0), min(stop + halo, x.shape[2])
+    window = x if (low, high) == (0, x.shape[2]) else x[:, :, low:high]
+    return window, slice(start - low, stop - low)
+
+
+def in_bands(fn, bands):
+    """The maps ``fn(start, stop)`` returns for each band of rows, each
+    put together into one map (written band by band into a map of the
+    first band's memory format; the first band's maps as they are when
+    there is one band)."""
+    if len(bands) == 1:
+        return fn(*bands[0])
+    outs = None
+    height = bands[-1][1]
+    for start, stop in bands:
+        parts = fn(start, stop)
+        if outs is None:
+            outs = [torch.empty(
+                (*p.shape[:2], height, p.shape[3]), dtype=p.dtype,
+                device=p.device, memory_format=torch.channels_last
+                if p.is_contiguous(memory_format=torch.channels_last)
+                else torch.contiguous_format) for p in parts]
+        for out, part in zip(outs, parts):
+            out[:, :, start:stop] = part
+    return tuple(outs)
 
 
 def block_foldable(block):
