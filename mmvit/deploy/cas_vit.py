@@ -134,9 +134,9 @@ class DeployedCASBlock(nn.Module):
     def forward(self, x):
         """The block in bands of rows where its maps are large (exact: each
         band reads the rows its 3x3 convolutions need around it), with only
-        the block's input and output, the stage after the local
-        integration and the gated query and key as whole maps; the channel
-        gates' means come between the bands' two passes."""
+        the block's input and output, ``x + LI(x)`` and the gated query
+        and key as whole maps; the channel gates' means come between the
+        bands' two passes."""
         fused = fast_cpu_inference(x)
         mixer = self.token_mixer
         bands = row_bands(x.shape[0], x.shape[1], *x.shape[2:],

@@ -43,8 +43,10 @@ BAND_BYTES = 8 << 20
 def row_bands(batch, channels, height, width, itemsize=4):
     """``[(start, stop), ...]`` rows splitting a (batch, channels, height,
     width) map so that each band holds at most :data:`BAND_BYTES` (at least
-    one row); one band when the whole map fits."""
+    one row), as few and as even bands as that allows; one band when the
+    whole map fits."""
     rows = max(1, BAND_BYTES // max(1, batch * channels * width * itemsize))
+    rows = -(-height // -(-height // rows))  # the same count, evened out
     return [(r, min(r + rows, height)) for r in range(0, height, rows)]
 
 
