@@ -46,7 +46,10 @@ def row_bands(batch, channels, height, width, itemsize=4):
     one row), as few and as even bands as that allows; one band when the
     whole map fits."""
     rows = max(1, BAND_BYTES // max(1, batch * channels * width * itemsize))
-    rows = -(-height // -(-height // rows))  # the same count, evened out
+    if rows >= height:
+        return [(0, height)]
+    count = (height + rows - 1) // rows  # bands; then evened out
+    rows = (height + count - 1) // count
     return [(r, min(r + rows, height)) for r in range(0, height, rows)]
 
 
