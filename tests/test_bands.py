@@ -87,3 +87,11 @@ def test_deployed_cas_vit_blocks_in_bands_equal_eval(batch, monkeypatch):
         for a, b in zip(expected, got):
             assert a.abs().max() > 0.1
             torch.testing.assert_close(b.detach(), a, rtol=1e-4, atol=1e-5)
+
+
+def test_row_bands_are_as_few_and_even_as_the_budget_allows():
+    # 96 channels of 256 columns: 8 MiB hold 85 rows, so four bands of 64
+    assert layers.row_bands(1, 96, 256, 256) == [
+        (0, 64), (64, 128), (128, 192), (192, 256)]
+    assert layers.row_bands(1, 96, 128, 128) == [(0, 128)]
+    assert layers.row_bands(1, 10 ** 9, 5, 7) == [(r, r + 1) for r in range(5)]
