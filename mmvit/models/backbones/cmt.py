@@ -369,6 +369,5 @@ class CMT(MMViTBackbone):
             if i in self.out_indices:
                 out = getattr(self, f'norm{i}')(tokens) if self.out_norms \
                     else tokens
-                outs.append(out.reshape(x.shape[0], *size, -1).permute(
-                    0, 3, 1, 2).contiguous())
+                outs.append(tokens_to_map(out, size).contiguous())
         return tuple(outs)
