@@ -64,16 +64,11 @@ def test_deployed_cas_vit_blocks_in_bands_equal_eval(batch, monkeypatch):
 
     from mmvit.deploy import cas_vit as deployed_cas_vit
     from mmvit.deploy import switch_to_deploy
+    from test_deploy import deployable_eval_model
     torch.manual_seed(0)
-    model = randomize(MODELS.get('CASViT')(arch='xs')).eval()
-    with torch.no_grad():
-        # larger token-mixer weights: with the small random ones the mixer
-        # adds about 1e-6 to the block, and an error in its halo rows
-        # would hide under the tolerance
-        for mixer in (m for m in model.modules()
-                      if type(m).__name__ == 'AdditiveTokenMixer'):
-            for layer in (mixer.qkv, mixer.dwc, mixer.proj):
-                layer.weight.mul_(8)
+    # token-mixer weights large enough that an error in a band's halo rows
+    # shows (test_deploy.deployable_eval_model)
+    model = deployable_eval_model(MODELS.get('CASViT'), 'xs')
     deployed = switch_to_deploy(copy.deepcopy(model))
     x = torch.randn(batch, 3, 92, 120)
     with torch.no_grad():
