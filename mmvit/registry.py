@@ -13,6 +13,7 @@ from those layers.
 """
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import Registry
 
 MODELS = Registry(
@@ -20,6 +21,9 @@ MODELS = Registry(
     locations=['mmvit.models'])
 HOOKS = Registry(
     'hook', parent=MMENGINE_HOOKS, scope='mmvit',
+    locations=['mmvit.engine'])
+OPTIM_WRAPPERS = Registry(
+    'optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS, scope='mmvit',
     locations=['mmvit.engine'])
 MODEL_PASSES = Registry(
     'model pass', scope='mmvit', locations=['mmvit.deploy'])

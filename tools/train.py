@@ -21,7 +21,8 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument(
         '--amp', action='store_true',
-        help='enable automatic-mixed-precision training')
+        help='enable automatic-mixed-precision training (bfloat16 on a '
+        'CPU-only machine)')
     parser.add_argument(
         '--auto-scale-lr', action='store_true',
         help='scale the learning rate with the total batch size '
@@ -54,17 +55,12 @@ def main(argv=None):
     from mmengine.runner import Runner
 
     from mmvit.utils.config import (prepare_config, resume_checkpoint,
-                                    shutdown_distributed)
+                                    shutdown_distributed, use_amp)
     from mmvit.utils.data_checks import data_errors_explained
 
     cfg = prepare_config(args)
 
-    if args.amp:
-        if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
-            print('AMP training is already enabled in the config.')
-        else:
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.loss_scale = 'dynamic'
+    use_amp(cfg, args.amp)
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
             raise RuntimeError(

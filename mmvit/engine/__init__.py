@@ -2,9 +2,11 @@ from .checkpoint import (AtomicCheckpointHook, AtomicLocalBackend,
                          CheckpointFitHook, find_resume_checkpoint)
 from .hooks import (CastlingAnnealHook, DeployHook, MainProcessLoggerHook,
                     NonFiniteLossHook, RandomStateHook)
+from .optim_wrapper import MixedPrecisionOptimWrapper
 
 __all__ = [
     'AtomicCheckpointHook', 'AtomicLocalBackend', 'CastlingAnnealHook',
     'CheckpointFitHook', 'DeployHook', 'MainProcessLoggerHook',
-    'NonFiniteLossHook', 'RandomStateHook', 'find_resume_checkpoint'
+    'MixedPrecisionOptimWrapper', 'NonFiniteLossHook', 'RandomStateHook',
+    'find_resume_checkpoint'
 ]

@@ -71,6 +71,16 @@ def project_parts(layer, x, parts, dim):
                  for w, b in zip(weights, biases))
 
 
+def float32_on_cpu(layer, x):
+    """``layer(x)`` in float32 also under CPU autocast (the input cast to
+    the layer's dtype, autocast off inside; without autocast it is just
+    ``layer(x)``). For the strided depthwise convolutions, whose bfloat16
+    backward costs the CPU many times its float32 one (see
+    docs/performance.md)."""
+    with torch.autocast('cpu', enabled=False):
+        return layer(x.to(next(layer.parameters()).dtype))
+
+
 def run_blocks(blocks, x, *args, with_cp=False):
     """``x`` through each of ``blocks`` in turn (``block(x, *args)``).
 

@@ -270,6 +270,32 @@ def prepare_config(args):
     return cfg
 
 
+AMP_WRAPPERS = ('AmpOptimWrapper', 'mmvit.MixedPrecisionOptimWrapper')
+
+
+def use_amp(cfg, requested=False):
+    """Mixed precision as ``tools/train.py --amp`` asks (``requested``) or
+    the config sets it (``optim_wrapper.type='AmpOptimWrapper'``): on a
+    machine without an accelerator, where mmengine's wrapper refuses to
+    run, :class:`~mmvit.engine.MixedPrecisionOptimWrapper` trains in
+    bfloat16 instead; with one it is mmengine's wrapper, dynamic loss
+    scaling included."""
+    from mmvit.engine.optim_wrapper import has_accelerator
+    wrapper = cfg.optim_wrapper
+    kind = wrapper.get('type', 'OptimWrapper')
+    if requested and kind in AMP_WRAPPERS:
+        print('AMP training is already enabled in the config.')
+    elif requested:
+        wrapper.type = 'mmvit.MixedPrecisionOptimWrapper'
+        wrapper.loss_scale = 'dynamic'
+    elif kind == 'AmpOptimWrapper' and not has_accelerator():
+        print('optim_wrapper: AmpOptimWrapper needs an accelerator; on this '
+              'CPU-only machine mmvit.MixedPrecisionOptimWrapper trains in '
+              'bfloat16 instead')
+        wrapper.type = 'mmvit.MixedPrecisionOptimWrapper'
+    return cfg
+
+
 def resume_checkpoint(work_dir, requested=None):
     """The checkpoint ``--resume`` continues from
     (:func:`mmvit.engine.checkpoint.find_resume_checkpoint`); says so when

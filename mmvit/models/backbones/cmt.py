@@ -46,7 +46,7 @@ from torch import nn
 from mmvit.converters.cmt import convert_backbone
 from mmvit.registry import MODELS
 from ..layers import (ConvNormAct, DerivedTensorCache, drop_path_rates,
-                      run_blocks, transformer_init_cfg)
+                      float32_on_cpu, run_blocks, transformer_init_cfg)
 from ..utils import MMViTBackbone, parse_arch
 
 _GELU = dict(type='GELU')
@@ -168,7 +168,8 @@ class LightweightAttention(nn.Module):
         kv = x
         if self.sr is not None:
             kv = self.pad(tokens_to_map(x, size))
-            kv = self.sr(kv).reshape(batch, channels, -1).permute(0, 2, 1)
+            kv = float32_on_cpu(self.sr, kv).reshape(batch, channels, -1)
+            kv = kv.permute(0, 2, 1)
         k, v = self._heads(self.k(kv)), self._heads(self.v(kv))
         if self.fused_attn and _use_sdpa(q):
             out = F.scaled_dot_product_attention(q, k, v,

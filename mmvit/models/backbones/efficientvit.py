@@ -26,7 +26,7 @@ from torch import nn
 from mmvit.converters.efficientvit import convert_backbone
 from mmvit.registry import MODELS
 from ..layers import (ConvNormAct, DerivedTensorCache, drop_path_rates,
-                      run_blocks)
+                      float32_on_cpu, run_blocks)
 from ..utils import MMViTBackbone, parse_arch
 
 
@@ -244,7 +244,7 @@ class PatchMerging(nn.Module):
         self.conv3 = conv_bn(hidden, out_channels)
 
     def forward(self, x):
-        x = torch.relu(self.conv2(torch.relu(self.conv1(x))))
+        x = torch.relu(float32_on_cpu(self.conv2, torch.relu(self.conv1(x))))
         return self.conv3(self.se(x))
 
 

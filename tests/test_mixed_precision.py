@@ -1,0 +1,104 @@
+"""Mixed-precision training on the CPU: the optim wrapper behind
+``tools/train.py --amp`` and the layers kept in float32 under autocast."""
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
+from torch import nn
+
+from mmvit.engine.optim_wrapper import has_accelerator
+from mmvit.models import CMT, EfficientViT
+from mmvit.utils.config import use_amp
+
+pytestmark = pytest.mark.skipif(
+    has_accelerator(), reason='the CPU path (an accelerator takes '
+    "mmengine's AmpOptimWrapper)")
+
+
+def build_wrapper(model, **kwargs):
+    return build_optim_wrapper(model, dict(
+        type='mmvit.MixedPrecisionOptimWrapper',
+        optimizer=dict(type='AdamW', lr=0.1), **kwargs))
+
+
+def test_cpu_wrapper_trains_in_bfloat16_with_float32_state():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 1))
+    wrapper = build_wrapper(model)
+    before = [p.detach().clone() for p in model.parameters()]
+    with wrapper.optim_context(model):
+        assert torch.is_autocast_enabled('cpu')
+        out = model(torch.randn(4, 8))
+    assert out.dtype == torch.bfloat16
+    wrapper.update_params(out.float().square().mean())
+    for p, old in zip(model.parameters(), before):
+        assert p.dtype == torch.float32 and p.grad is None  # zeroed
+        assert not torch.equal(p, old)
+    state = wrapper.state_dict()
+    assert 'loss_scaler' not in state and state['state']
+    # a GPU run's checkpoint: its scaler state is ignored on the CPU
+    state['loss_scaler'] = dict(scale=1024., growth_factor=2.)
+    build_wrapper(model).load_state_dict(state)
+
+
+def test_cpu_wrapper_refuses_float16():
+    with pytest.raises(ValueError, match=r"dtype='float16'.*bfloat16"):
+        build_wrapper(nn.Linear(2, 2), dtype='float16')
+
+
+def test_use_amp_picks_the_cpu_wrapper():
+    def config(**wrapper):
+        return Config(dict(optim_wrapper=dict(
+            optimizer=dict(type='AdamW'), **wrapper)))
+
+    assert use_amp(config(), True).optim_wrapper.type == \
+        'mmvit.MixedPrecisionOptimWrapper'
+    assert use_amp(config(), False).optim_wrapper.get('type') is None
+    # a config that asks for mmengine's wrapper gets the one that runs here
+    cfg = use_amp(config(type='AmpOptimWrapper', dtype='bfloat16'), False)
+    assert cfg.optim_wrapper.type == 'mmvit.MixedPrecisionOptimWrapper'
+    build_optim_wrapper(nn.Linear(2, 2), cfg.optim_wrapper)
+
+
+def cmt_layers(model):
+    attn = model.stages[0].blocks[0].attn
+    return attn.sr.conv, attn.q
+
+
+def efficientvit_layers(model):
+    merge = model.stages[1].downsample.merge
+    return merge.conv2.conv, merge.conv3.conv
+
+
+@pytest.mark.parametrize('build, layers', [
+    (lambda: CMT(arch='ti', drop_path_rate=0.), cmt_layers),
+    (lambda: EfficientViT(arch='m0'), efficientvit_layers),
+], ids=['cmt_key_reduction', 'efficientvit_patch_merging'])
+def test_strided_depthwise_convs_compute_in_float32_under_cpu_autocast(
+        build, layers):
+    """CMT's key/value reduction and EfficientViT's stride-2 depthwise
+    convolution stay float32 under CPU autocast (their bfloat16 backward is
+    the slow path); the layers around them run in bfloat16."""
+    torch.manual_seed(0)
+    model = build().train()
+    strided, other = layers(model)
+    seen = {}
+
+    def record(name):
+        def hook(module, inputs, output):
+            seen.setdefault(name, output.dtype)
+        return hook
+
+    strided.register_forward_hook(record('strided'))
+    other.register_forward_hook(record('other'))
+    x = torch.randn(2, 3, 64, 64)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        outs = model(x)
+    assert seen == {'strided': torch.float32, 'other': torch.bfloat16}
+    sum(o.float().mean() for o in outs).backward()
+    assert strided.weight.grad.dtype == torch.float32
+    assert strided.weight.grad.abs().sum() > 0
+    # without autocast it is the float32 model throughout
+    seen.clear()
+    model(x)
+    assert seen == {'strided': torch.float32, 'other': torch.float32}
