@@ -257,6 +257,28 @@ def test_peer_benchmark_finds_and_imports_official_code(tmp_path, capsys):
     assert 'no such folder' in capsys.readouterr().err
 
 
+def test_peer_benchmark_variants_of_several_families():
+    """``--archs`` qualified as ``family:arch`` picks one family's variant;
+    an unqualified one applies to every family; unknown ones are named."""
+    from argparse import Namespace
+
+    from mmvit.analysis import peers
+
+    def variants(families, archs):
+        return list(peers._variants(Namespace(families=families,
+                                              archs=archs)))
+
+    assert variants(['cas_vit', 'cmt'], ['cas_vit:xs', 'cmt:ti']) == [
+        ('cas_vit', 'xs'), ('cmt', 'ti')]
+    assert variants(['cas_vit', 'cmt'], ['xs']) == [('cas_vit', 'xs'),
+                                                    ('cmt', 'xs')]
+    assert variants(['efficientvit'], None)[0] == ('efficientvit', 'm0')
+    with pytest.raises(SystemExit, match="cmt has no variant 'm0'"):
+        variants(['cmt'], ['m0'])
+    with pytest.raises(SystemExit, match='cmt:ti names a family not in'):
+        variants(['cas_vit'], ['cmt:ti'])
+
+
 def test_gpu_check_needs_cuda(capsys):
     tool = load_tool('gpu_check')
     if torch.cuda.is_available():

@@ -283,13 +283,24 @@ MMVIT = ('mmvit', 'mmvit deployed', 'mmvit graph')
 
 
 def _variants(args):
+    """(family, arch) pairs of ``--families`` and ``--archs``; an arch
+    written ``family:arch`` is of that family only."""
+    wanted = [a.split(':', 1) if ':' in a else (None, a)
+              for a in args.archs or ()]
+    for owner, arch in wanted:
+        if owner is not None and owner not in args.families:
+            raise SystemExit(f'peer_benchmark: --archs {owner}:{arch} names '
+                             f'a family not in --families '
+                             f'{" ".join(args.families)}')
     for family in args.families:
-        archs = args.archs or OFFICIAL[family]['archs']
+        known = OFFICIAL[family]['archs']
+        archs = [a for owner, a in wanted if owner in (None, family)] \
+            if wanted else known
         for arch in archs:
-            if arch not in OFFICIAL[family]['archs']:
+            if arch not in known:
                 raise SystemExit(
                     f'peer_benchmark: {family} has no variant {arch!r}; '
-                    f'allowed: {", ".join(OFFICIAL[family]["archs"])}')
+                    f'allowed: {", ".join(known)}')
             yield family, arch
 
 

@@ -37,7 +37,8 @@ def parse_args(argv=None):
     parser.add_argument('--families', nargs='+', choices=tuple(OFFICIAL),
                         default=list(OFFICIAL))
     parser.add_argument('--archs', nargs='+',
-                        help='variants (default: every one of each family)')
+                        help='variants (default: every one of each family); '
+                        'family:arch for one family only, e.g. cmt:ti')
     parser.add_argument('--sizes', nargs='+', type=int, default=[0, 512],
                         help='square input sides; 0: the classification '
                         'resolution')
