@@ -10,8 +10,8 @@ and runs it one way:
 * ``with_cp``: ``with_cp=True``, each block recomputed in the backward pass;
 * ``channels_last``: the model and its input in channels-last memory;
 * ``fused_adamw``: ``torch.optim.AdamW(fused=True)``, one kernel per update;
-* ``compile``: ``torch.compile`` of the model (the step's first call
-  compiles; warm-up runs absorb it);
+* ``compile``: ``torch.compile(model, dynamic=False)`` (the step's first
+  call compiles; warm-up runs absorb it);
 * ``amp``: forward and loss under ``torch.autocast`` in bfloat16 (mixed
   precision; the weights, gradients and optimizer stay float32);
 * several of them joined by ``+``, e.g. ``channels_last+fused_adamw``.
@@ -100,7 +100,9 @@ def make_step(model, setting, size, batch, device, loss_fn=mean_square_loss):
         model = model.to(memory_format=torch.channels_last)
         inputs = inputs.contiguous(memory_format=torch.channels_last)
     if 'compile' in parts:
-        model = torch.compile(model)
+        # the step's one input shape; and no shapes made dynamic because
+        # another model compiled before it shares its classifier's code
+        model = torch.compile(model, dynamic=False)
     return TrainStep(model, inputs, fused='fused_adamw' in parts,
                      loss_fn=loss_fn, amp='amp' in parts)
 

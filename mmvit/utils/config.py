@@ -263,10 +263,27 @@ def prepare_config(args):
     if cfg.get('load_from') and not cfg.get('resume'):
         check_checkpoint_file(cfg.load_from, 'load_from')
     use_safer_hooks(cfg)
+    prepare_compile(cfg)
     hooks = list(cfg.get('custom_hooks') or [])
     if not any(h.get('type') == 'mmvit.CheckpointFitHook' for h in hooks):
         cfg.custom_hooks = hooks + [dict(type='mmvit.CheckpointFitHook')]
     setup_launcher(cfg, args.launcher)
+    return cfg
+
+
+def prepare_compile(cfg):
+    """``compile`` in a config (mmengine's ``torch.compile`` of the train
+    step) made static unless it says ``dynamic``: ``True`` becomes
+    ``dict(dynamic=False)``. Each input shape then compiles a graph of its
+    own (up to torch's recompile limit, past which the step runs eagerly).
+    With torch's default, a second input shape makes the sizes symbolic,
+    and CMT's graph then fails to compile (symbolic strides of its
+    channels-last token views and its resized position biases)."""
+    compile_cfg = cfg.get('compile')
+    if compile_cfg is True:
+        cfg.compile = dict(dynamic=False)
+    elif isinstance(compile_cfg, dict) and 'dynamic' not in compile_cfg:
+        cfg.compile = dict(compile_cfg, dynamic=False)
     return cfg
 
 

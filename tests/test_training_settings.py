@@ -1,5 +1,6 @@
-"""Mixed-precision training on the CPU: the optim wrapper behind
-``tools/train.py --amp`` and the layers kept in float32 under autocast."""
+"""Training settings: mixed precision on the CPU (the optim wrapper behind
+``tools/train.py --amp``, the layers kept in float32 under autocast) and
+what ``compile`` in a config sets."""
 import pytest
 import torch
 from mmengine.config import Config
@@ -10,8 +11,9 @@ from mmvit.engine.optim_wrapper import has_accelerator
 from mmvit.models import CMT, EfficientViT
 from mmvit.utils.config import use_amp
 
-pytestmark = pytest.mark.skipif(
-    has_accelerator(), reason='the CPU path (an accelerator takes '
+# with an accelerator the wrapper is mmengine's AmpOptimWrapper itself
+cpu_only = pytest.mark.skipif(
+    has_accelerator(), reason="the CPU path (an accelerator takes "
     "mmengine's AmpOptimWrapper)")
 
 
@@ -21,6 +23,7 @@ def build_wrapper(model, **kwargs):
         optimizer=dict(type='AdamW', lr=0.1), **kwargs))
 
 
+@cpu_only
 def test_cpu_wrapper_trains_in_bfloat16_with_float32_state():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 1))
@@ -41,11 +44,13 @@ def test_cpu_wrapper_trains_in_bfloat16_with_float32_state():
     build_wrapper(model).load_state_dict(state)
 
 
+@cpu_only
 def test_cpu_wrapper_refuses_float16():
     with pytest.raises(ValueError, match=r"dtype='float16'.*bfloat16"):
         build_wrapper(nn.Linear(2, 2), dtype='float16')
 
 
+@cpu_only
 def test_use_amp_picks_the_cpu_wrapper():
     def config(**wrapper):
         return Config(dict(optim_wrapper=dict(
@@ -102,3 +107,19 @@ def test_strided_depthwise_convs_compute_in_float32_under_cpu_autocast(
     seen.clear()
     model(x)
     assert seen == {'strided': torch.float32, 'other': torch.float32}
+
+
+def test_compile_in_a_config_is_static_unless_it_says():
+    """``compile=True`` compiles static graphs (with torch's dynamic shapes
+    CMT's graph fails to compile at a second input shape); an explicit
+    ``dynamic`` is kept, ``False`` stays off."""
+    from mmvit.utils.config import prepare_compile
+
+    def prepared(value):
+        return prepare_compile(Config(dict(compile=value))).compile
+
+    assert prepared(True) == dict(dynamic=False)
+    assert prepared(dict(mode='max-autotune')) == dict(
+        mode='max-autotune', dynamic=False)
+    assert prepared(dict(dynamic=True)) == dict(dynamic=True)
+    assert prepared(False) is False
