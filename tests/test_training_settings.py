@@ -3,7 +3,7 @@
 what ``compile`` in a config sets."""
 import pytest
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, ConfigDict
 from mmengine.optim import build_optim_wrapper
 from torch import nn
 
@@ -123,3 +123,33 @@ def test_compile_in_a_config_is_static_unless_it_says():
         mode='max-autotune', dynamic=False)
     assert prepared(dict(dynamic=True)) == dict(dynamic=True)
     assert prepared(False) is False
+
+
+def test_compile_makes_the_param_groups_plain_dicts():
+    """mmengine's paramwise groups are ConfigDicts, which torch.compile of
+    the optimizer step cannot trace; the hook that ``compile`` adds makes
+    them plain dicts with the same keys and parameters."""
+    from types import SimpleNamespace
+
+    from mmvit.engine import PlainParamGroupsHook
+    from mmvit.utils.config import prepare_compile
+    cfg = prepare_compile(Config(dict(compile=True)))
+    assert cfg.custom_hooks == [dict(type='mmvit.PlainParamGroupsHook')]
+    assert prepare_compile(Config(dict(compile=False))).get(
+        'custom_hooks') is None
+
+    model = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))
+    wrapper = build_optim_wrapper(model, ConfigDict(  # as the runner does
+        optimizer=dict(type='AdamW', lr=0.1, weight_decay=0.05),
+        paramwise_cfg=dict(norm_decay_mult=0.)))
+    groups = wrapper.optimizer.param_groups
+    assert any(type(g) is not dict for g in groups)  # what the hook fixes
+    before = [(dict(g), g['params']) for g in groups]
+    PlainParamGroupsHook().before_train(SimpleNamespace(optim_wrapper=wrapper))
+    after = wrapper.optimizer.param_groups
+    assert all(type(g) is dict for g in after)
+    for group, (keys, params) in zip(after, before):
+        assert group == keys and group['params'] is params
+    assert after[-1]['weight_decay'] == 0.  # the norm's group
+    model(torch.randn(3, 4)).sum().backward()
+    wrapper.step()

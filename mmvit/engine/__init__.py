@@ -1,12 +1,12 @@
 from .checkpoint import (AtomicCheckpointHook, AtomicLocalBackend,
                          CheckpointFitHook, find_resume_checkpoint)
 from .hooks import (CastlingAnnealHook, DeployHook, MainProcessLoggerHook,
-                    NonFiniteLossHook, RandomStateHook)
+                    NonFiniteLossHook, PlainParamGroupsHook, RandomStateHook)
 from .optim_wrapper import MixedPrecisionOptimWrapper
 
 __all__ = [
     'AtomicCheckpointHook', 'AtomicLocalBackend', 'CastlingAnnealHook',
     'CheckpointFitHook', 'DeployHook', 'MainProcessLoggerHook',
-    'MixedPrecisionOptimWrapper', 'NonFiniteLossHook', 'RandomStateHook',
-    'find_resume_checkpoint'
+    'MixedPrecisionOptimWrapper', 'NonFiniteLossHook', 'PlainParamGroupsHook',
+    'RandomStateHook', 'find_resume_checkpoint'
 ]

@@ -243,6 +243,28 @@ class DeployHook(Hook):
 
 
 @HOOKS.register_module()
+class PlainParamGroupsHook(Hook):
+    """Make the optimizer's parameter groups plain dicts before training.
+
+    mmengine's optimizer constructor leaves them ``ConfigDict`` (a dict
+    subclass) when ``paramwise_cfg`` splits the parameters into groups, and
+    ``torch.compile`` of the train step (``compile`` in a config) cannot
+    trace an optimizer step over such groups
+    (``InternalTorchDynamoError: 'UserDefinedDictVariable' object has no
+    attribute 'items'``). Each group keeps its keys and its parameter list.
+    """
+    priority = 'VERY_HIGH'
+
+    def before_train(self, runner):
+        wrapper = runner.optim_wrapper
+        wrappers = wrapper.values() if hasattr(wrapper, 'values') else \
+            [wrapper]
+        for each in wrappers:
+            groups = each.optimizer.param_groups
+            groups[:] = [g if type(g) is dict else dict(g) for g in groups]
+
+
+@HOOKS.register_module()
 class MainProcessLoggerHook(LoggerHook):
     """mmengine's ``LoggerHook`` whose test metrics file
     (``<timestamp>/<timestamp>.json``) is written by the main process only.

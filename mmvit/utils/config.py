@@ -278,12 +278,18 @@ def prepare_compile(cfg):
     own (up to torch's recompile limit, past which the step runs eagerly).
     With torch's default, a second input shape makes the sizes symbolic,
     and CMT's graph then fails to compile (symbolic strides of its
-    channels-last token views and its resized position biases)."""
+    channels-last token views and its resized position biases). Also adds
+    :class:`~mmvit.engine.PlainParamGroupsHook` (an optimizer step over
+    mmengine's ``ConfigDict`` parameter groups does not compile)."""
     compile_cfg = cfg.get('compile')
     if compile_cfg is True:
         cfg.compile = dict(dynamic=False)
     elif isinstance(compile_cfg, dict) and 'dynamic' not in compile_cfg:
         cfg.compile = dict(compile_cfg, dynamic=False)
+    hooks = list(cfg.get('custom_hooks') or [])
+    if compile_cfg and not any(
+            h.get('type') == 'mmvit.PlainParamGroupsHook' for h in hooks):
+        cfg.custom_hooks = hooks + [dict(type='mmvit.PlainParamGroupsHook')]
     return cfg
 
 
