@@ -264,9 +264,7 @@ def prepare_config(args):
         check_checkpoint_file(cfg.load_from, 'load_from')
     use_safer_hooks(cfg)
     prepare_compile(cfg)
-    hooks = list(cfg.get('custom_hooks') or [])
-    if not any(h.get('type') == 'mmvit.CheckpointFitHook' for h in hooks):
-        cfg.custom_hooks = hooks + [dict(type='mmvit.CheckpointFitHook')]
+    add_custom_hook(cfg, 'mmvit.CheckpointFitHook')
     setup_launcher(cfg, args.launcher)
     return cfg
 
@@ -286,11 +284,17 @@ def prepare_compile(cfg):
         cfg.compile = dict(dynamic=False)
     elif isinstance(compile_cfg, dict) and 'dynamic' not in compile_cfg:
         cfg.compile = dict(compile_cfg, dynamic=False)
-    hooks = list(cfg.get('custom_hooks') or [])
-    if compile_cfg and not any(
-            h.get('type') == 'mmvit.PlainParamGroupsHook' for h in hooks):
-        cfg.custom_hooks = hooks + [dict(type='mmvit.PlainParamGroupsHook')]
+    if compile_cfg:
+        add_custom_hook(cfg, 'mmvit.PlainParamGroupsHook')
     return cfg
+
+
+def add_custom_hook(cfg, hook_type):
+    """Append ``dict(type=hook_type)`` to ``cfg.custom_hooks`` unless a
+    hook of that type is there already."""
+    hooks = list(cfg.get('custom_hooks') or [])
+    if not any(h.get('type') == hook_type for h in hooks):
+        cfg.custom_hooks = hooks + [dict(type=hook_type)]
 
 
 AMP_WRAPPERS = ('AmpOptimWrapper', 'mmvit.MixedPrecisionOptimWrapper')
