@@ -122,30 +122,79 @@ class LinearAngularAttention(nn.Module):
 
     def forward(self, x, hw_shape):
         batch, length, channels = x.shape
-        if hw_shape[0] * hw_shape[1] != length:
+        height, width = hw_shape
+        if height * width != length:
             raise ValueError(f'LinearAngularAttention: hw_shape {hw_shape} '
                              f'does not hold {length} tokens')
-        # (B, heads, N, dims) views of (B, N, C) projections
-        q, k, v = (t.view(batch, length, self.num_heads,
-                          self.head_dims).transpose(1, 2)
-                   for t in project_parts(self.qkv, x, 3, dim=-1))
-        aux = None
-        if self.uses_aux_branch():
-            probs = ((q * self.scale) @ k.transpose(-2, -1)).softmax(dim=-1)
-            aux = self.aux_factor * (
-                (probs * (probs > self.aux_threshold)) @ v)
-        k = k / k.norm(dim=-1, keepdim=True)
-        # twice (0.5 v + q_hat (k_hat^T v) / pi): the L2 normalisation
-        # below removes the factor; q's norm scales the product's rows
-        out = self._add_scaled(v, q @ (k.transpose(-2, -1) @ v),
-                               (2 / math.pi) / q.norm(dim=-1, keepdim=True))
-        if aux is not None:
-            out = out + 2 * aux
-        out = self._add_scaled(
-            depthwise_residual(self.dconv, self.res_conv, v, hw_shape), out,
-            1 / out.norm(dim=-1, keepdim=True))
-        return self.proj(out.transpose(1, 2).reshape(batch, length,
-                                                     channels))
+        # a large map in bands of rows (:func:`row_bands`), except while the
+        # auxiliary branch, whose softmax reads all keys at once, runs
+        aux = self.uses_aux_branch()
+        bands = [(0, height)] if aux else row_bands(
+            batch, channels, height, width, x.element_size())
+        if len(bands) == 1:
+            q, k, v = (self._heads(t)
+                       for t in project_parts(self.qkv, x, 3, dim=-1))
+        else:
+            q = k = None  # projected band by band
+            v = self._heads(self._project(x, 2))
+        # pass 1: the (B, heads, dims, dims) summary k_hat^T v of all tokens
+        context = 0
+        for start, stop in bands:
+            tokens = slice(start * width, stop * width)
+            k_band = k if k is not None else self._heads(
+                self._project(x[:, tokens], 1))
+            k_hat = k_band / k_band.norm(dim=-1, keepdim=True)
+            context = context + k_hat.transpose(-2, -1) @ v[:, :, tokens]
+        # pass 2, per band: twice (0.5 v + q_hat (k_hat^T v) / pi) (the L2
+        # normalisation below removes the factor; q's norm scales the
+        # product's rows), plus the depthwise residual of v read with the
+        # rows its kernel needs around the band
+        halo = self._halo_rows(width)
+        outs = []
+        for start, stop in bands:
+            tokens = slice(start * width, stop * width)
+            q_band = q if q is not None else self._heads(
+                self._project(x[:, tokens], 0))
+            out = self._add_scaled(
+                v[:, :, tokens], q_band @ context,
+                (2 / math.pi) / q_band.norm(dim=-1, keepdim=True))
+            if aux:
+                out = out + 2 * self.aux_factor * self._aux_attention(
+                    q_band, k, v)
+            low, high = max(start - halo, 0), min(stop + halo, height)
+            residual = depthwise_residual(
+                self.dconv, self.res_conv,
+                v[:, :, low * width:high * width], (high - low, width))
+            residual = residual[:, :, (start - low) * width:
+                                (stop - low) * width]
+            out = self._add_scaled(residual, out,
+                                   1 / out.norm(dim=-1, keepdim=True))
+            outs.append(self.proj(out.transpose(1, 2).reshape(
+                batch, (stop - start) * width, channels)))
+        return outs[0] if len(outs) == 1 else torch.cat(outs, 1)
+
+    def _heads(self, t):
+        """(B, N, C) -> (B, heads, N, dims), a view."""
+        return t.view(t.shape[0], t.shape[1], self.num_heads,
+                      self.head_dims).transpose(1, 2)
+
+    def _project(self, x, part):
+        """Part ``part`` (0: q, 1: k, 2: v) of the qkv projection of x."""
+        weight = self.qkv.weight.chunk(3, 0)[part]
+        bias = None if self.qkv.bias is None else \
+            self.qkv.bias.chunk(3, 0)[part]
+        return nn.functional.linear(x, weight, bias)
+
+    def _aux_attention(self, q, k, v):
+        """(mask * softmax(q k^T / sqrt(d))) @ v, mask: probabilities above
+        ``aux_threshold``."""
+        probs = ((q * self.scale) @ k.transpose(-2, -1)).softmax(dim=-1)
+        return (probs * (probs > self.aux_threshold)) @ v
+
+    def _halo_rows(self, width):
+        """Rows above and below a band that its depthwise residual reads."""
+        reach = self.dconv.kernel_size[0] // 2
+        return reach if self.res_conv == 'spatial' else -(-reach // width)
 
     @staticmethod
     def _add_scaled(x, y, scale):
