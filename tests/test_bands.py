@@ -113,3 +113,12 @@ def test_row_bands_are_as_few_and_even_as_the_budget_allows():
         (0, 64), (64, 128), (128, 192), (192, 256)]
     assert layers.row_bands(1, 96, 128, 128) == [(0, 128)]
     assert layers.row_bands(1, 10 ** 9, 5, 7) == [(r, r + 1) for r in range(5)]
+
+
+def test_row_bands_shrink_for_layers_with_several_temporaries():
+    # (1, 64, 256, 256) float32: 16 MiB; 8 MiB bands -> 2, 2 MiB -> 8
+    assert layers.row_bands(1, 64, 256, 256) == [(0, 128), (128, 256)]
+    bands = layers.row_bands(1, 64, 256, 256, temporaries=4)
+    assert bands == [(r, r + 32) for r in range(0, 256, 32)]
+    # a map within the bound stays whole
+    assert layers.row_bands(1, 64, 64, 64, temporaries=4) == [(0, 64)]

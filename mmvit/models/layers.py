@@ -40,12 +40,15 @@ class ConvNormAct(nn.Sequential):
 BAND_BYTES = 8 << 20
 
 
-def row_bands(batch, channels, height, width, itemsize=4):
+def row_bands(batch, channels, height, width, itemsize=4, temporaries=1):
     """``[(start, stop), ...]`` rows splitting a (batch, channels, height,
-    width) map so that each band holds at most :data:`BAND_BYTES` (at least
-    one row), as few and as even bands as that allows; one band when the
-    whole map fits."""
-    rows = max(1, BAND_BYTES // max(1, batch * channels * width * itemsize))
+    width) map so that each band holds at most :data:`BAND_BYTES` /
+    ``temporaries`` (at least one row), as few and as even bands as that
+    allows; one band when the whole map fits. ``temporaries``: the number
+    of band-sized tensors a layer makes per band (1 for a layer whose
+    widest tensor is the banded one)."""
+    rows = max(1, BAND_BYTES // temporaries //
+               max(1, batch * channels * width * itemsize))
     if rows >= height:
         return [(0, height)]
     count = (height + rows - 1) // rows  # bands; then evened out

@@ -126,11 +126,13 @@ class LinearAngularAttention(nn.Module):
         if height * width != length:
             raise ValueError(f'LinearAngularAttention: hw_shape {hw_shape} '
                              f'does not hold {length} tokens')
-        # a large map in bands of rows (:func:`row_bands`), except while the
-        # auxiliary branch, whose softmax reads all keys at once, runs
+        # a large map in bands of rows (:func:`row_bands`; a band makes
+        # about four tensors of its size: q, k, the output, the residual),
+        # except while the auxiliary branch, whose softmax reads all keys
+        # at once, runs
         aux = self.uses_aux_branch()
         bands = [(0, height)] if aux else row_bands(
-            batch, channels, height, width, x.element_size())
+            batch, channels, height, width, x.element_size(), temporaries=4)
         if len(bands) == 1:
             q, k, v = (self._heads(t)
                        for t in project_parts(self.qkv, x, 3, dim=-1))
