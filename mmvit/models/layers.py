@@ -64,14 +64,19 @@ def project_parts(layer, x, parts, dim):
     if x.numel() // x.shape[dim] * layer.weight.shape[0] * \
             x.element_size() <= BAND_BYTES:
         return layer(x).chunk(parts, dim)
-    weights = layer.weight.chunk(parts, 0)
-    biases = (None, ) * parts if layer.bias is None else \
-        layer.bias.chunk(parts, 0)
+    return tuple(project_part(layer, x, part, parts)
+                 for part in range(parts))
+
+
+def project_part(layer, x, part, parts):
+    """Part ``part`` of ``parts`` stacked outputs of ``layer`` (a
+    ``Linear`` or a 1x1 ``Conv2d``) on x, computed with that part's slice
+    of the weights alone."""
+    weight = layer.weight.chunk(parts, 0)[part]
+    bias = None if layer.bias is None else layer.bias.chunk(parts, 0)[part]
     if isinstance(layer, nn.Linear):
-        return tuple(nn.functional.linear(x, w, b)
-                     for w, b in zip(weights, biases))
-    return tuple(layer._conv_forward(x, w, b)
-                 for w, b in zip(weights, biases))
+        return nn.functional.linear(x, weight, bias)
+    return layer._conv_forward(x, weight, bias)
 
 
 def float32_on_cpu(layer, x):

@@ -36,8 +36,8 @@ from mmcv.cnn.bricks.transformer import PatchEmbed
 from torch import nn
 
 from mmvit.registry import MODELS
-from ..layers import (drop_path_rates, project_parts, row_bands,
-                      run_blocks, transformer_init_cfg)
+from ..layers import (drop_path_rates, project_part, project_parts,
+                      row_bands, run_blocks, transformer_init_cfg)
 from ..utils import MMViTBackbone, normalize_out_indices, parse_arch
 
 RES_CONVS = ('spatial', 'token1d')
@@ -138,13 +138,13 @@ class LinearAngularAttention(nn.Module):
                        for t in project_parts(self.qkv, x, 3, dim=-1))
         else:
             q = k = None  # projected band by band
-            v = self._heads(self._project(x, 2))
+            v = self._heads(project_part(self.qkv, x, 2, 3))
         # pass 1: the (B, heads, dims, dims) summary k_hat^T v of all tokens
         context = 0
         for start, stop in bands:
             tokens = slice(start * width, stop * width)
             k_band = k if k is not None else self._heads(
-                self._project(x[:, tokens], 1))
+                project_part(self.qkv, x[:, tokens], 1, 3))
             k_hat = k_band / k_band.norm(dim=-1, keepdim=True)
             context = context + k_hat.transpose(-2, -1) @ v[:, :, tokens]
         # pass 2, per band: twice (0.5 v + q_hat (k_hat^T v) / pi) (the L2
@@ -156,7 +156,7 @@ class LinearAngularAttention(nn.Module):
         for start, stop in bands:
             tokens = slice(start * width, stop * width)
             q_band = q if q is not None else self._heads(
-                self._project(x[:, tokens], 0))
+                project_part(self.qkv, x[:, tokens], 0, 3))
             out = self._add_scaled(
                 v[:, :, tokens], q_band @ context,
                 (2 / math.pi) / q_band.norm(dim=-1, keepdim=True))
@@ -179,13 +179,6 @@ class LinearAngularAttention(nn.Module):
         """(B, N, C) -> (B, heads, N, dims), a view."""
         return t.view(t.shape[0], t.shape[1], self.num_heads,
                       self.head_dims).transpose(1, 2)
-
-    def _project(self, x, part):
-        """Part ``part`` (0: q, 1: k, 2: v) of the qkv projection of x."""
-        weight = self.qkv.weight.chunk(3, 0)[part]
-        bias = None if self.qkv.bias is None else \
-            self.qkv.bias.chunk(3, 0)[part]
-        return nn.functional.linear(x, weight, bias)
 
     def _aux_attention(self, q, k, v):
         """(mask * softmax(q k^T / sqrt(d))) @ v, mask: probabilities above
