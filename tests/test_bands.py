@@ -1,6 +1,8 @@
 """Large maps go through the position-wise layers in bands of rows
 (:func:`mmvit.models.layers.row_bands`, :func:`project_parts`): the same
 outputs and gradients as in one piece."""
+import math
+
 import pytest
 import torch
 
@@ -11,6 +13,9 @@ from mmvit.registry import MODELS
 
 @pytest.mark.parametrize('family, kwargs', [
     ('CASViT', {}),
+    # BatchNorms on running statistics while training: the blocks and the
+    # stem in bands also with gradients
+    ('CASViT', dict(norm_eval=True)),
     ('CastlingViT', {}),
     # the attention in bands also while training (no auxiliary softmax),
     # with either depthwise residual
@@ -50,6 +55,69 @@ def test_bands_compute_what_one_piece_computes(family, kwargs, monkeypatch):
         if grad_a is not None:
             torch.testing.assert_close(grad_b, grad_a, rtol=1e-9,
                                        atol=1e-12)
+
+
+def test_cas_vit_bands_only_where_its_norms_are_position_wise(monkeypatch):
+    """CAS-ViT's blocks and stem compute a large map in bands where every
+    BatchNorm uses running statistics and drop path draws nothing; in one
+    piece where a norm takes statistics of the map (training BatchNorm,
+    GroupNorm) or drop path draws per sample."""
+    from mmvit.models.backbones import cas_vit
+    calls = {'block': [], 'stem': []}
+    in_block = []  # the watched block is running
+    for module, key in ((cas_vit, 'block'), (layers, 'stem')):
+        real = module.in_bands
+        monkeypatch.setattr(module, 'in_bands', lambda fn, bands, real=real,
+                            key=key: (calls[key].append(len(bands))
+                                      if key == 'stem' or in_block else None,
+                                      real(fn, bands))[1])
+    monkeypatch.setattr(layers, 'BAND_BYTES', 4096)
+    x = torch.randn(1, 3, 64, 64)
+    gn = dict(type='GN', num_groups=4)
+    # kwargs, training, the last stage-1 block in bands, the stem in bands
+    for kwargs, train, block_banded, stem_banded in (
+            ({}, False, True, True), ({}, True, False, False),
+            (dict(norm_eval=True), True, True, True),
+            (dict(norm_eval=True, drop_path_rate=.1), True, False, True),
+            (dict(norm_cfg=gn), False, False, False)):
+        model = cas_vit.CASViT('xs', **kwargs).train(train)
+        block = model.stages[0].blocks[-1]  # a 16x16 map of 48 channels
+        block.register_forward_pre_hook(lambda *_: in_block.append(1))
+        block.register_forward_hook(lambda *_: in_block.clear())
+        for record in calls.values():
+            record.clear()
+        model(x)
+        # the block calls in_bands with its bands or with one band, the
+        # stem only with bands
+        assert len(calls['block']) == 3, calls
+        assert (max(calls['block']) > 1) == block_banded, (kwargs, train)
+        assert bool(calls['stem']) == stem_banded, (kwargs, train)
+
+
+def test_conv_stem_in_bands_computes_what_one_piece_computes(monkeypatch):
+    """Each band of a strided stem reads exactly the input rows its
+    convolutions need, with zeros for the padding at the map's edges."""
+    torch.manual_seed(0)
+    stem = layers.ConvStem(
+        layers.ConvNormAct(3, 8, 3, stride=2, padding=1,
+                           act_cfg=dict(type='ReLU')),
+        layers.ConvNormAct(8, 8, 5, padding=2, act_cfg=dict(type='GELU'),
+                           act_first=True),
+        layers.ConvNormAct(8, 16, 3, stride=2, padding=1))
+    stem = randomize(stem).double().eval()
+    calls = []
+    real = layers.in_bands
+    monkeypatch.setattr(layers, 'in_bands', lambda fn, bands: (
+        calls.append(len(bands)), real(fn, bands))[1])
+    for height in (61, 64, 66):
+        x = torch.randn(2, 3, height, 37, dtype=torch.float64)
+        whole = stem(x)
+        assert whole.shape[2:] == (math.ceil(height / 4), 10)
+        monkeypatch.setattr(layers, 'BAND_BYTES', 4096)
+        banded = stem(x)
+        monkeypatch.setattr(layers, 'BAND_BYTES', 8 << 20)
+        assert calls.pop() > 3
+        torch.testing.assert_close(banded, whole, rtol=1e-12, atol=1e-12)
 
 
 def test_project_parts_splits_the_projection(monkeypatch):

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from mmvit.models.backbones.cas_vit import CASBlock, CASViT
-from mmvit.models.layers import row_bands
+from mmvit.models.layers import ConvStem, in_bands, row_bands, with_halo
 from . import deploy_rule, swap_class
 from .fold import (fold_conv_norm, fold_norm_into_next_conv, foldable_norm,
                    norm_left, stack_convs)
@@ -151,38 +151,6 @@ class DeployedCASBlock(nn.Module):
         return out
 
 
-def with_halo(x, start, stop, halo):
-    """Rows ``[start - halo, stop + halo)`` of the NCHW map ``x`` (those
-    inside it) and the slice of that window's rows that is ``[start,
-    stop)``: a stack of up to ``halo`` zero-padded 3x3 convolutions over
-    the window gives the map's own values on those rows."""
-    low, high = max(start - halo, 0), min(stop + halo, x.shape[2])
-    window = x if (low, high) == (0, x.shape[2]) else x[:, :, low:high]
-    return window, slice(start - low, stop - low)
-
-
-def in_bands(fn, bands):
-    """The maps ``fn(start, stop)`` returns for each band of rows, each
-    put together into one map (written band by band into a map of the
-    first band's memory format; the first band's maps as they are when
-    there is one band)."""
-    if len(bands) == 1:
-        return fn(*bands[0])
-    outs = None
-    height = bands[-1][1]
-    for start, stop in bands:
-        parts = fn(start, stop)
-        if outs is None:
-            outs = [torch.empty(
-                (*p.shape[:2], height, p.shape[3]), dtype=p.dtype,
-                device=p.device, memory_format=torch.channels_last
-                if p.is_contiguous(memory_format=torch.channels_last)
-                else torch.contiguous_format) for p in parts]
-        for out, part in zip(outs, parts):
-            out[:, :, start:stop] = part
-    return tuple(outs)
-
-
 def block_foldable(block):
     """Whether every norm of ``block`` is a BatchNorm that folds (a block
     with other norms stays as it is)."""
@@ -199,6 +167,6 @@ def deploy_block(block):
 
 @deploy_rule(CASViT)
 def deploy_backbone(model):
-    if type(model.stem) is nn.Sequential:
+    if type(model.stem) is ConvStem:
         model.stem = swap_class(model.stem, DeployedCASStem)
     return model

@@ -3,7 +3,9 @@ from collections import OrderedDict
 
 import torch
 from mmcv.cnn import build_activation_layer, build_norm_layer
+from mmengine.utils.dl_utils import is_norm
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.checkpoint import checkpoint
 
 
@@ -32,6 +34,75 @@ class ConvNormAct(nn.Sequential):
         super().__init__(layers)
 
 
+class ConvStem(nn.Sequential):
+    """:class:`ConvNormAct` layers (integer paddings) applied in turn.
+
+    A large output is computed in bands of rows (:func:`row_bands`, sized
+    for the widest intermediate map) where every norm is position-wise
+    (:func:`norms_position_wise`), each band from the input rows its
+    convolutions read, so no intermediate map is ever whole; the same
+    output as in one piece.
+    """
+
+    def forward(self, x):
+        convs = [layer.conv for layer in self]
+        heights, widths = [x.shape[2]], [x.shape[3]]
+        for conv in convs:
+            heights.append(conv_output_size(conv, heights[-1], 0))
+            widths.append(conv_output_size(conv, widths[-1], 1))
+        sizes = [conv.out_channels * height * width for conv, height, width
+                 in zip(convs, heights[1:], widths[1:])]
+        bands = row_bands(x.shape[0], convs[-1].out_channels, heights[-1],
+                          widths[-1], x.element_size(),
+                          temporaries=-(-max(sizes) // sizes[-1]))
+        if len(bands) > 1 and not norms_position_wise(self):
+            bands = [(0, heights[-1])]
+        if len(bands) == 1:
+            return super().forward(x)
+        (out, ) = in_bands(
+            lambda a, b: (self._rows(x, heights, a, b), ), bands)
+        return out
+
+    def _rows(self, x, heights, start, stop):
+        """Rows ``[start, stop)`` of the output from the input rows they
+        read; zero rows stand for the padding where the reads pass the
+        edges of a map."""
+        wanted, reads = [(start, stop)], []
+        for layer, height in zip(reversed(self), reversed(heights[:-1])):
+            low, high = conv_reads(layer.conv, *wanted[0])
+            reads.insert(0, (low, high))
+            wanted.insert(0, (max(low, 0), min(high, height)))
+        y = x[:, :, wanted[0][0]:wanted[0][1]]
+        for layer, (low, high), (first, last) in zip(self, reads, wanted):
+            conv = layer.conv
+            if first - low or high - last:
+                y = nn.functional.pad(y, (0, 0, first - low, high - last))
+            y = nn.functional.conv2d(y, conv.weight, conv.bias, conv.stride,
+                                     (0, conv.padding[1]), conv.dilation,
+                                     conv.groups)
+            for child in list(layer)[1:]:
+                y = child(y)
+        return y
+
+
+def conv_output_size(conv, size, dim):
+    """The output size along ``dim`` (0: rows, 1: columns) of the Conv2d
+    ``conv`` (integer padding) for an input of ``size``."""
+    kernel, stride = conv.kernel_size[dim], conv.stride[dim]
+    padding, dilation = conv.padding[dim], conv.dilation[dim]
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def conv_reads(conv, start, stop):
+    """Rows ``[low, high)`` of the zero-padded input of the Conv2d ``conv``
+    that its output rows ``[start, stop)`` read (``low < 0`` and ``high``
+    past the input where they reach into the padding)."""
+    kernel, stride = conv.kernel_size[0], conv.stride[0]
+    padding, dilation = conv.padding[0], conv.dilation[0]
+    return (start * stride - padding,
+            (stop - 1) * stride - padding + dilation * (kernel - 1) + 1)
+
+
 #: the largest intermediate (bytes) that a position-wise layer makes in one
 #: piece; above it the map is processed in bands of rows. glibc's malloc
 #: serves blocks above 32 MB with fresh mmap()s, which the first touch
@@ -54,6 +125,55 @@ def row_bands(batch, channels, height, width, itemsize=4, temporaries=1):
     count = (height + rows - 1) // rows  # bands; then evened out
     rows = (height + count - 1) // count
     return [(r, min(r + rows, height)) for r in range(0, height, rows)]
+
+
+def with_halo(x, start, stop, halo):
+    """Rows ``[start - halo, stop + halo)`` of the NCHW map ``x`` (those
+    inside it) and the slice of that window's rows that is ``[start,
+    stop)``: a stack of up to ``halo`` zero-padded 3x3 convolutions over
+    the window gives the map's own values on those rows."""
+    low, high = max(start - halo, 0), min(stop + halo, x.shape[2])
+    window = x if (low, high) == (0, x.shape[2]) else x[:, :, low:high]
+    return window, slice(start - low, stop - low)
+
+
+def in_bands(fn, bands):
+    """The maps ``fn(start, stop)`` returns for each band of rows, each
+    put together into one map (written band by band into a map whose
+    dimensions lie in memory in the first band's order; the first band's
+    maps as they are when there is one band)."""
+    if len(bands) == 1:
+        return fn(*bands[0])
+    outs = None
+    height = bands[-1][1]
+    for start, stop in bands:
+        parts = fn(start, stop)
+        if outs is None:
+            outs = [empty_like_rows(part, height) for part in parts]
+        for out, part in zip(outs, parts):
+            out[:, :, start:stop] = part
+    return tuple(outs)
+
+
+def empty_like_rows(x, height):
+    """An uninitialised map of the NCHW map ``x``'s batch, channels and
+    width with ``height`` rows, its dimensions in memory in ``x``'s order
+    (outermost first by stride)."""
+    order = sorted(range(4), key=lambda dim: -x.stride(dim))
+    shape = [*x.shape[:2], height, x.shape[3]]
+    return x.new_empty([shape[dim] for dim in order]).permute(
+        *[order.index(dim) for dim in range(4)])
+
+
+def norms_position_wise(module):
+    """Whether every normalisation layer in ``module`` maps each position
+    on its own: a BatchNorm in eval mode with running statistics (a
+    per-channel affine map). A training BatchNorm, GroupNorm, LayerNorm
+    over channels-first maps and InstanceNorm take statistics over the
+    whole map, so a module with one cannot run in bands of rows."""
+    return all(isinstance(m, _BatchNorm) and not m.training
+               and m.running_mean is not None
+               for m in module.modules() if is_norm(m))
 
 
 def project_parts(layer, x, parts, dim):

@@ -14,8 +14,9 @@ from torch import nn
 
 from mmvit.converters.cas_vit import convert_backbone
 from mmvit.registry import MODELS
-from ..layers import (ConvMlp, ConvNormAct, drop_path_rates, project_parts,
-                      run_blocks)
+from ..layers import (ConvMlp, ConvNormAct, ConvStem, drop_path_rates,
+                      in_bands, norms_position_wise, project_parts,
+                      row_bands, run_blocks, with_halo)
 from ..utils import MMViTBackbone, parse_arch
 
 
@@ -40,8 +41,12 @@ class ChannelGate(nn.Module):
         super().__init__()
         self.fc = nn.Conv2d(channels, channels, 1, bias=False)
 
+    def scale(self, x):
+        """(B, C, 1, 1): sigmoid(conv1x1(global_avg_pool(x)))."""
+        return torch.sigmoid(self.fc(x.mean((2, 3), keepdim=True)))
+
     def forward(self, x):
-        return x * torch.sigmoid(self.fc(x.mean((2, 3), keepdim=True)))
+        return x * self.scale(x)
 
 
 class AdditiveTokenMixer(nn.Module):
@@ -61,10 +66,29 @@ class AdditiveTokenMixer(nn.Module):
                               groups=channels)
         self.drop = nn.Dropout(drop) if drop > 0 else nn.Identity()
 
-    def forward(self, x):
+    def gated_parts(self, x, rows):
+        """Rows ``rows`` (a slice) of the spatially gated query and key and
+        of the value of the (B, C, H, W) map ``x``; each gated row reads
+        the rows around it."""
         q, k, v = project_parts(self.qkv, x, 3, dim=1)
-        mixed = self.dwc(self.q_gate(q) + self.k_gate(k))
-        return self.drop(self.proj(mixed * v))
+        return (self.q_gate[0](q)[:, :, rows], self.k_gate[0](k)[:, :, rows],
+                v[:, :, rows])
+
+    def channel_scales(self, q, k):
+        """The channel gates' (B, C, 1, 1) scales of the whole spatially
+        gated query and key."""
+        return self.q_gate[1].scale(q), self.k_gate[1].scale(k)
+
+    def mix(self, q, k, v, scales, rows):
+        """Rows ``rows`` of proj(dwc(q s_q + k s_k) * v) from the spatially
+        gated q, k, the value v and the channel scales (s_q, s_k); each
+        output row reads the two rows on either side of it."""
+        mixed = self.dwc(q * scales[0] + k * scales[1])
+        return self.drop(self.proj(mixed * v))[:, :, rows]
+
+    def forward(self, x):
+        q, k, v = self.gated_parts(x, slice(None))
+        return self.mix(q, k, v, self.channel_scales(q, k), slice(None))
 
 
 class CASBlock(nn.Module):
@@ -87,8 +111,52 @@ class CASBlock(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x):
-        x = x + self.local_integration(x)
-        x = x + self.drop_path(self.token_mixer(self.norm1(x)))
+        # a large map in bands of rows (:func:`row_bands`; a band makes
+        # about two tensors of its size at a time), each reading the rows
+        # its 3x3 convolutions need around it, where every layer is
+        # position-wise or local (eval-mode BatchNorms, no drop path
+        # drawn); then only x, x + LI(x), the gated query and key, the
+        # value and the output are whole maps, and the channel gates'
+        # means are taken between the bands' passes
+        bands = row_bands(*x.shape, x.element_size(), temporaries=2)
+        if len(bands) > 1 and not self._bands_allowed():
+            bands = [(0, x.shape[2])]
+        (x1, ) = in_bands(lambda a, b: (self._integrate(x, a, b), ), bands)
+        mixer = self.token_mixer
+        q, k, v = in_bands(lambda a, b: mixer.gated_parts(
+            *self._normed(self.norm1, x1, a, b, 1)), bands)
+        scales = mixer.channel_scales(q, k)
+        (out, ) = in_bands(
+            lambda a, b: (self._mix_and_mlp(x1, q, k, v, scales, a, b), ),
+            bands)
+        return out
+
+    def _bands_allowed(self):
+        """Whether the block computes the same in bands of rows: its norms
+        are position-wise and its drop path draws nothing."""
+        return norms_position_wise(self) and not (
+            self.training and isinstance(self.drop_path, DropPath))
+
+    @staticmethod
+    def _normed(norm, x, start, stop, halo):
+        """``norm`` of rows ``[start - halo, stop + halo)`` of ``x`` and
+        the slice of them that is ``[start, stop)``."""
+        window, rows = with_halo(x, start, stop, halo)
+        return norm(window), rows
+
+    def _integrate(self, x, start, stop):
+        """Rows ``[start, stop)`` of x + LI(x)."""
+        window, rows = with_halo(x, start, stop, 1)
+        return x[:, :, start:stop] + \
+            self.local_integration(window)[:, :, rows]
+
+    def _mix_and_mlp(self, x, q, k, v, scales, start, stop):
+        """Rows ``[start, stop)`` of y + MLP(BN(y)), y = x + CATM(BN(x)),
+        from the gated q, k and the value v of the token mixer."""
+        (q, rows), (k, _), (v, _) = (with_halo(t, start, stop, 2)
+                                     for t in (q, k, v))
+        x = x[:, :, start:stop] + self.drop_path(
+            self.token_mixer.mix(q, k, v, scales, rows))
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
@@ -170,7 +238,7 @@ class CASViT(MMViTBackbone):
         self._set_stage_outputs(channels, first_stride=4)
 
         stem_act = dict(type='ReLU')
-        self.stem = nn.Sequential(
+        self.stem = ConvStem(
             ConvNormAct(in_channels, channels[0] // 2, 3, stride=2,
                         padding=1, bias=True, norm_cfg=norm_cfg,
                         act_cfg=stem_act),
