@@ -12,10 +12,9 @@ from mmvit.registry import MODELS
 
 
 @pytest.mark.parametrize('family, kwargs', [
+    # CAS-ViT's blocks and stem in bands in eval (inference), whole while
+    # training
     ('CASViT', {}),
-    # BatchNorms on running statistics while training: the blocks and the
-    # stem in bands also with gradients
-    ('CASViT', dict(norm_eval=True)),
     ('CastlingViT', {}),
     # the attention in bands also while training (no auxiliary softmax),
     # with either depthwise residual
@@ -35,7 +34,8 @@ def test_bands_compute_what_one_piece_computes(family, kwargs, monkeypatch):
         model.load_state_dict(state)  # training updates BatchNorm statistics
         model.train(train)
         torch.manual_seed(1)  # the same drop-path draws
-        outs = model(x)
+        with torch.set_grad_enabled(train):
+            outs = model(x)
         if not train:
             return [o.detach() for o in outs], None
         x.grad = None
@@ -57,11 +57,13 @@ def test_bands_compute_what_one_piece_computes(family, kwargs, monkeypatch):
                                        atol=1e-12)
 
 
-def test_cas_vit_bands_only_where_its_norms_are_position_wise(monkeypatch):
-    """CAS-ViT's blocks and stem compute a large map in bands where every
-    BatchNorm uses running statistics and drop path draws nothing; in one
-    piece where a norm takes statistics of the map (training BatchNorm,
-    GroupNorm) or drop path draws per sample."""
+def test_cas_vit_bands_only_in_inference_with_position_wise_norms(
+        monkeypatch):
+    """CAS-ViT's blocks and stem compute a large map in bands where
+    autograd does not record, every BatchNorm uses running statistics and
+    drop path draws nothing; in one piece where gradients are recorded, a
+    norm takes statistics of the map (training BatchNorm, GroupNorm) or
+    drop path draws per sample."""
     from mmvit.models.backbones import cas_vit
     calls = {'block': [], 'stem': []}
     in_block = []  # the watched block is running
@@ -74,24 +76,30 @@ def test_cas_vit_bands_only_where_its_norms_are_position_wise(monkeypatch):
     monkeypatch.setattr(layers, 'BAND_BYTES', 4096)
     x = torch.randn(1, 3, 64, 64)
     gn = dict(type='GN', num_groups=4)
-    # kwargs, training, the last stage-1 block in bands, the stem in bands
-    for kwargs, train, block_banded, stem_banded in (
-            ({}, False, True, True), ({}, True, False, False),
-            (dict(norm_eval=True), True, True, True),
-            (dict(norm_eval=True, drop_path_rate=.1), True, False, True),
-            (dict(norm_cfg=gn), False, False, False)):
+    frozen = dict(norm_eval=True)
+    # kwargs, training, gradients, the last stage-1 block in bands, the
+    # stem in bands
+    for kwargs, train, grad, block_banded, stem_banded in (
+            ({}, False, False, True, True), ({}, False, True, False, False),
+            ({}, True, False, False, False),
+            (frozen, True, False, True, True),
+            (frozen, True, True, False, False),
+            (dict(frozen, drop_path_rate=.1), True, False, False, True),
+            (dict(norm_cfg=gn), False, False, False, False)):
         model = cas_vit.CASViT('xs', **kwargs).train(train)
         block = model.stages[0].blocks[-1]  # a 16x16 map of 48 channels
         block.register_forward_pre_hook(lambda *_: in_block.append(1))
         block.register_forward_hook(lambda *_: in_block.clear())
         for record in calls.values():
             record.clear()
-        model(x)
+        with torch.set_grad_enabled(grad):
+            model(x)
         # the block calls in_bands with its bands or with one band, the
         # stem only with bands
         assert len(calls['block']) == 3, calls
-        assert (max(calls['block']) > 1) == block_banded, (kwargs, train)
-        assert bool(calls['stem']) == stem_banded, (kwargs, train)
+        case = kwargs, train, grad
+        assert (max(calls['block']) > 1) == block_banded, case
+        assert bool(calls['stem']) == stem_banded, case
 
 
 def test_conv_stem_in_bands_computes_what_one_piece_computes(monkeypatch):
@@ -111,11 +119,12 @@ def test_conv_stem_in_bands_computes_what_one_piece_computes(monkeypatch):
         calls.append(len(bands)), real(fn, bands))[1])
     for height in (61, 64, 66):
         x = torch.randn(2, 3, height, 37, dtype=torch.float64)
-        whole = stem(x)
+        with torch.no_grad():  # inference: bands where the map is large
+            whole = stem(x)
+            monkeypatch.setattr(layers, 'BAND_BYTES', 4096)
+            banded = stem(x)
+            monkeypatch.setattr(layers, 'BAND_BYTES', 8 << 20)
         assert whole.shape[2:] == (math.ceil(height / 4), 10)
-        monkeypatch.setattr(layers, 'BAND_BYTES', 4096)
-        banded = stem(x)
-        monkeypatch.setattr(layers, 'BAND_BYTES', 8 << 20)
         assert calls.pop() > 3
         torch.testing.assert_close(banded, whole, rtol=1e-12, atol=1e-12)
 

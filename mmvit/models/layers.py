@@ -38,8 +38,8 @@ class ConvStem(nn.Sequential):
     """:class:`ConvNormAct` layers (integer paddings) applied in turn.
 
     A large output is computed in bands of rows (:func:`row_bands`, sized
-    for the widest intermediate map) where every norm is position-wise
-    (:func:`norms_position_wise`), each band from the input rows its
+    for the widest intermediate map) where :func:`may_band` allows it
+    (inference with position-wise norms), each band from the input rows its
     convolutions read, so no intermediate map is ever whole; the same
     output as in one piece.
     """
@@ -55,7 +55,7 @@ class ConvStem(nn.Sequential):
         bands = row_bands(x.shape[0], convs[-1].out_channels, heights[-1],
                           widths[-1], x.element_size(),
                           temporaries=-(-max(sizes) // sizes[-1]))
-        if len(bands) > 1 and not norms_position_wise(self):
+        if len(bands) > 1 and not may_band(self):
             bands = [(0, heights[-1])]
         if len(bands) == 1:
             return super().forward(x)
@@ -165,15 +165,18 @@ def empty_like_rows(x, height):
         *[order.index(dim) for dim in range(4)])
 
 
-def norms_position_wise(module):
-    """Whether every normalisation layer in ``module`` maps each position
-    on its own: a BatchNorm in eval mode with running statistics (a
-    per-channel affine map). A training BatchNorm, GroupNorm, LayerNorm
-    over channels-first maps and InstanceNorm take statistics over the
-    whole map, so a module with one cannot run in bands of rows."""
-    return all(isinstance(m, _BatchNorm) and not m.training
-               and m.running_mean is not None
-               for m in module.modules() if is_norm(m))
+def may_band(module):
+    """Whether ``module`` may compute a large map in bands of rows with its
+    norms: autograd is not recording (in the backward pass the gradient
+    of each band's slice of a map has the whole map's size), and
+    every normalisation layer in it maps each position on its own, a
+    BatchNorm in eval mode with running statistics (a per-channel affine
+    map). A training BatchNorm, GroupNorm, LayerNorm over channels-first
+    maps and InstanceNorm take statistics over the whole map."""
+    return not torch.is_grad_enabled() and all(
+        isinstance(m, _BatchNorm) and not m.training
+        and m.running_mean is not None
+        for m in module.modules() if is_norm(m))
 
 
 def project_parts(layer, x, parts, dim):

@@ -15,7 +15,7 @@ from torch import nn
 from mmvit.converters.cas_vit import convert_backbone
 from mmvit.registry import MODELS
 from ..layers import (ConvMlp, ConvNormAct, ConvStem, drop_path_rates,
-                      in_bands, norms_position_wise, project_parts,
+                      in_bands, may_band, project_parts,
                       row_bands, run_blocks, with_halo)
 from ..utils import MMViTBackbone, parse_arch
 
@@ -113,11 +113,11 @@ class CASBlock(nn.Module):
     def forward(self, x):
         # a large map in bands of rows (:func:`row_bands`; a band makes
         # about two tensors of its size at a time), each reading the rows
-        # its 3x3 convolutions need around it, where every layer is
-        # position-wise or local (eval-mode BatchNorms, no drop path
-        # drawn); then only x, x + LI(x), the gated query and key, the
-        # value and the output are whole maps, and the channel gates'
-        # means are taken between the bands' passes
+        # its 3x3 convolutions need around it, in inference where every
+        # layer is position-wise or local (:func:`may_band`: eval-mode
+        # BatchNorms; no drop path drawn); then only x, x + LI(x), the
+        # gated query and key, the value and the output are whole maps,
+        # and the channel gates' means are taken between the bands' passes
         bands = row_bands(*x.shape, x.element_size(), temporaries=2)
         if len(bands) > 1 and not self._bands_allowed():
             bands = [(0, x.shape[2])]
@@ -132,9 +132,9 @@ class CASBlock(nn.Module):
         return out
 
     def _bands_allowed(self):
-        """Whether the block computes the same in bands of rows: its norms
-        are position-wise and its drop path draws nothing."""
-        return norms_position_wise(self) and not (
+        """Whether the block runs in bands of rows: :func:`may_band` and
+        its drop path draws nothing."""
+        return may_band(self) and not (
             self.training and isinstance(self.drop_path, DropPath))
 
     @staticmethod
