@@ -1,5 +1,6 @@
 """The benchmark and model-zoo tools run and report what they say they do."""
 import importlib.util
+import math
 import os.path as osp
 import re
 
@@ -205,6 +206,42 @@ def test_train_benchmark_reports_time_and_memory(capsys, keep_threads):
         tool.main(['--backbone', 'CASViT', '--archs', 'xs', '--settings',
                    'eager', 'compile+fast'])
     assert "unknown setting 'fast'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('config', [
+    'retinanet_cas_vit_xs.py', 'mask_rcnn_efficientvit_m0.py',
+    'upernet_castling_vit_xs.py', 'imagenet_cmt_ti.py'])
+def test_config_train_steps_learn_on_a_synthetic_batch(config):
+    """A config's whole train step (what a runner calls per iteration) on a
+    synthetic batch of its library's ground truth: a finite loss that the
+    config's optimizer lowers on the same batch."""
+    from mmvit.analysis.train_benchmark import (ModelTrainStep,
+                                                config_training)
+    losses = []
+    real = ModelTrainStep.__call__
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ModelTrainStep, '__call__',
+                      lambda self: losses.append(real(self)) or losses[-1])
+        result = config_training(f'configs/{config}', ['eager'], (96, 128),
+                                 batch=2, repeat=3, warmup=1, memory=False)
+    assert math.isfinite(result['eager']['loss'])
+    assert result['eager']['ms'][0] > 0
+    assert len(losses) == 4 and losses[-1] < losses[0], losses
+
+
+def test_train_benchmark_config_arguments(capsys):
+    tool = load_tool('train_benchmark')
+    for argv in (['--config', 'configs/retinanet_cas_vit_xs.py',
+                  '--settings', 'eager', 'with_cp'],
+                 ['--config', 'configs/retinanet_cas_vit_xs.py',
+                  '--backbone', 'CASViT', '--archs', 'xs'],
+                 ['--backbone', 'CASViT']):
+        with pytest.raises(SystemExit):
+            tool.main(argv)
+    err = capsys.readouterr().err
+    assert '--config runs the settings eager, compile; got eager with_cp' \
+        in err
+    assert 'give --backbone with --archs, or --config' in err
 
 
 def test_training_steps_must_compute_the_same_loss():

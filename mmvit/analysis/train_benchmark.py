@@ -16,6 +16,10 @@ and runs it one way:
   precision; the weights, gradients and optimizer stay float32);
 * several of them joined by ``+``, e.g. ``channels_last+fused_adamw``.
 
+A whole model's step (:func:`config_training`, ``--config``) is instead the
+config's ``model.train_step`` with its own optimizer on a synthetic batch
+(:func:`synthetic_batch`), eager or compiled (:data:`CONFIG_SETTINGS`).
+
 The settings run interleaved within each repeat, so slow drifts of a shared
 machine touch all alike. Peak memory is the CPU allocator's (the profiler's
 memory events over one step, beyond what was live before it: activations,
@@ -23,6 +27,7 @@ gradients and temporaries; the weights and the optimizer state, created by
 the warm-up steps, do not count) or CUDA's ``max_memory_allocated``.
 """
 import copy
+import os.path as osp
 import time
 
 import torch
@@ -160,6 +165,119 @@ def backbone_training(name, arch, settings, size, **kwargs):
                             **kwargs)
 
 
+#: the settings a whole model's train step (``--config``) can run under
+CONFIG_SETTINGS = ('eager', 'compile')
+
+
+class ModelTrainStep:
+    """``model.train_step(data, optim_wrapper)`` of an OpenMMLab model on a
+    fixed batch: what a runner's training loop calls for one iteration
+    (data preprocessing, forward, losses, backward, the optimizer's
+    update). With ``compiled``, the step is
+    ``torch.compile(model.train_step, dynamic=False)``, as ``compile=True``
+    in a config makes it (:func:`mmvit.utils.config.prepare_compile`).
+    ``__call__`` returns the total loss."""
+
+    def __init__(self, model, data, optim_wrapper, compiled=False):
+        self.model = model.train()
+        self.data = data
+        self.optim_wrapper = optim_wrapper
+        self.step = torch.compile(model.train_step, dynamic=False) \
+            if compiled else model.train_step
+
+    def __call__(self):
+        return self.step(self.data, self.optim_wrapper)['loss'].detach()
+
+
+def synthetic_batch(scope, size, batch, num_classes, with_masks=False):
+    """A fixed batch for ``train_step`` of a model of library ``scope``:
+    ``batch`` random uint8 images of ``size`` (H, W) and, per image,
+    ground truth of ``num_classes`` classes: three boxes (with masks for
+    ``with_masks``) for mmdet, a random label map for mmseg, a label for
+    mmpretrain; shapes as the image's (scale factor 1)."""
+    generator = torch.Generator().manual_seed(0)
+    height, width = size
+    inputs = [torch.randint(0, 256, (3, height, width), generator=generator,
+                            dtype=torch.uint8) for _ in range(batch)]
+    meta = dict(img_shape=size, ori_shape=size, pad_shape=size,
+                batch_input_shape=size, scale_factor=(1., 1.))
+    samples = []
+    for _ in range(batch):
+        if scope == 'mmdet':
+            from mmdet.structures import DetDataSample
+            from mmdet.structures.mask import BitmapMasks
+            from mmengine.structures import InstanceData
+            corners = torch.rand(3, 2, 2, generator=generator) * \
+                torch.tensor([width, height])
+            boxes = torch.cat([corners.amin(1), corners.amax(1) + 16], 1)
+            boxes = boxes.minimum(torch.tensor([width, height] * 2) - 1)
+            truth = InstanceData(bboxes=boxes, labels=torch.randint(
+                num_classes, (3, ), generator=generator))
+            if with_masks:
+                masks = torch.zeros(3, height, width, dtype=torch.uint8)
+                for mask, (x1, y1, x2, y2) in zip(masks, boxes.long()):
+                    mask[y1:y2, x1:x2] = 1
+                truth.masks = BitmapMasks(masks.numpy(), height, width)
+            samples.append(DetDataSample(metainfo=meta, gt_instances=truth))
+        elif scope == 'mmseg':
+            from mmengine.structures import PixelData
+            from mmseg.structures import SegDataSample
+            labels = torch.randint(num_classes, (1, height, width),
+                                   generator=generator)
+            samples.append(SegDataSample(metainfo=meta,
+                                         gt_sem_seg=PixelData(data=labels)))
+        else:
+            from mmpretrain.structures import DataSample
+            samples.append(DataSample(metainfo=meta).set_gt_label(
+                int(torch.randint(num_classes, (1, ), generator=generator))))
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def config_training(path, settings, size, batch=2, repeat=5, warmup=2,
+                    memory=True):
+    """:func:`measure_steps` of the train step of config ``path``'s model
+    (:class:`ModelTrainStep`; weights as constructed, seeded, the same in
+    every setting) on :func:`synthetic_batch`, under each of ``settings``
+    (:data:`CONFIG_SETTINGS`), keyed by setting. Each setting has its own
+    copy of the model and its own optimizer from the config's
+    ``optim_wrapper``. On the CPU."""
+    from types import SimpleNamespace
+
+    from mmengine.optim import build_optim_wrapper
+
+    from mmvit.engine import PlainParamGroupsHook
+    from mmvit.utils.config import build_model, check_mmvit_types, load_config
+    unknown = sorted(set(settings) - set(CONFIG_SETTINGS))
+    if unknown:
+        raise ValueError(f'a config\'s train step runs under '
+                         f'{", ".join(CONFIG_SETTINGS)}, not '
+                         f'{", ".join(unknown)}')
+    cfg = load_config(path)
+    check_mmvit_types(cfg, path)
+    if cfg.get('data_preprocessor'):  # as mmengine's Runner builds it
+        cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    scope = cfg.get('default_scope', 'mmdet')
+    heads = [cfg.model.get(key) or {} for key in
+             ('bbox_head', 'roi_head', 'decode_head', 'head')]
+    head = next(h for h in heads + [{}] if h)
+    num_classes = head.get('num_classes') or \
+        (head.get('bbox_head') or {}).get('num_classes') or 2
+    data = synthetic_batch(scope, size, batch, num_classes, with_masks=bool(
+        (cfg.model.get('roi_head') or {}).get('mask_head')))
+    steps = {}
+    for setting in settings:
+        copy_ = copy.deepcopy(model)
+        wrapper = build_optim_wrapper(copy_, cfg.optim_wrapper)
+        # plain parameter groups, as compile=True makes them
+        PlainParamGroupsHook().before_train(
+            SimpleNamespace(optim_wrapper=wrapper))
+        steps[setting] = ModelTrainStep(copy_, data, wrapper,
+                                        compiled=setting == 'compile')
+    return measure_steps(steps, repeat, warmup, 'cpu', memory)
+
+
 def run(args):
     """Measure and print the table of ``tools/analysis/train_benchmark.py``
     (one row per variant and setting); returns the exit status."""
@@ -172,11 +290,19 @@ def run(args):
     header = ['variant', 'setting', f'step ms @{size_label(args.size)} '
               '(min-max)', 'speed-up', 'peak MiB', 'memory vs eager']
     rows = []
-    for arch in args.archs:
-        results = backbone_training(
-            args.backbone, arch, args.settings, args.size, batch=args.batch,
-            repeat=args.repeat, warmup=args.warmup, device=device,
-            memory=not args.no_memory)
+    config = getattr(args, 'config', None)
+    for arch in args.archs or [None]:
+        if config:
+            results = config_training(
+                config, args.settings, args.size, batch=args.batch,
+                repeat=args.repeat, warmup=args.warmup,
+                memory=not args.no_memory)
+            arch = osp.splitext(osp.basename(config))[0]
+        else:
+            results = backbone_training(
+                args.backbone, arch, args.settings, args.size,
+                batch=args.batch, repeat=args.repeat, warmup=args.warmup,
+                device=device, memory=not args.no_memory)
         base = results[args.settings[0]]
         for setting, result in results.items():
             median, low, high = result['ms']
@@ -189,8 +315,11 @@ def run(args):
                 f'{peak / base["peak_bytes"]:.2f}'])
     table = markdown_table(header, rows)
     print(table)
-    print(f'\n{args.backbone}, training step (forward, backward, AdamW) on '
-          f'random {args.batch}x3x{args.size[0]}x{args.size[1]} images, '
+    what = f'{config}, train_step (data preprocessing, losses, ' \
+        'backward, the config\'s optimizer) on a synthetic batch of' \
+        if config else \
+        f'{args.backbone}, training step (forward, backward, AdamW) on random'
+    print(f'\n{what} {args.batch}x3x{args.size[0]}x{args.size[1]} images, '
           f'median of {args.repeat} after {args.warmup} warm-up steps, '
           f'settings interleaved; {machine_description(device, args.threads)}'
           f'; glibc malloc {"tuned" if tuned else "default"}. Speed-up and '
