@@ -210,7 +210,7 @@ def test_train_benchmark_reports_time_and_memory(capsys, keep_threads):
 
 @pytest.mark.parametrize('config', [
     'retinanet_cas_vit_xs.py', 'mask_rcnn_efficientvit_m0.py',
-    'upernet_castling_vit_xs.py', 'imagenet_cmt_ti.py'])
+    'upernet_cmt_ti.py', 'imagenet_cmt_ti.py'])
 def test_config_train_steps_learn_on_a_synthetic_batch(config):
     """A config's whole train step (what a runner calls per iteration) on a
     synthetic batch of its library's ground truth: a finite loss that the

@@ -236,7 +236,8 @@ def synthetic_batch(scope, size, batch, num_classes, with_masks=False):
 def config_training(path, settings, size, batch=2, repeat=5, warmup=2,
                     memory=True):
     """:func:`measure_steps` of the train step of config ``path``'s model
-    (:class:`ModelTrainStep`; weights as constructed, seeded, the same in
+    (:class:`ModelTrainStep`; weights from the config's init, the
+    backbone's random where it names a checkpoint, seeded, the same in
     every setting) on :func:`synthetic_batch`, under each of ``settings``
     (:data:`CONFIG_SETTINGS`), keyed by setting. Each setting has its own
     copy of the model and its own optimizer from the config's
@@ -256,8 +257,13 @@ def config_training(path, settings, size, batch=2, repeat=5, warmup=2,
     check_mmvit_types(cfg, path)
     if cfg.get('data_preprocessor'):  # as mmengine's Runner builds it
         cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
+    backbone = cfg.model.get('backbone') or {}
+    init_cfg = backbone.get('init_cfg')
+    if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
+        backbone.init_cfg = None  # no checkpoint needed for timing
     torch.manual_seed(0)
     model = build_model(cfg)
+    model.init_weights()  # the heads' own init (e.g. focal-loss priors)
     scope = cfg.get('default_scope', 'mmdet')
     heads = [cfg.model.get(key) or {} for key in
              ('bbox_head', 'roi_head', 'decode_head', 'head')]
