@@ -189,3 +189,25 @@ def test_hook_in_training(by_epoch, toy_coco, tmp_path):
     assert backbone.aux_stages == (2, 3)
     assert not any(m.uses_aux_branch() for m in backbone.modules()
                    if isinstance(m, LinearAngularAttention))
+
+
+def test_zero_padding_gives_finite_outputs():
+    """Tokens of zero padding (mmdet and mmseg pad batches with zeros) with
+    the initial zero biases have zero queries and keys: the attention
+    scales them to zero instead of dividing by their zero norm (NaN), in
+    training, eval and deployed."""
+    import copy
+
+    from mmvit.deploy import switch_to_deploy
+    torch.manual_seed(0)
+    model = CastlingViT('xs', aux_stages=(2, 3))
+    model.init_weights()
+    x = torch.randn(2, 3, 128, 160)
+    x[:, :, 64:] = 0
+    x[:, :, :, 96:] = 0
+    outs = [model.train()(x)]
+    with torch.no_grad():
+        outs += [model.eval()(x), switch_to_deploy(copy.deepcopy(model))(x)]
+    for out in outs:
+        assert all(bool(torch.isfinite(o).all()) for o in out)
+    torch.testing.assert_close(outs[2], outs[1], rtol=1e-4, atol=1e-5)
