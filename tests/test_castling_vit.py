@@ -191,11 +191,12 @@ def test_hook_in_training(by_epoch, toy_coco, tmp_path):
                    if isinstance(m, LinearAngularAttention))
 
 
-def test_zero_padding_gives_finite_outputs():
+def test_zero_padding_gives_finite_outputs_and_gradients():
     """Tokens of zero padding (mmdet and mmseg pad batches with zeros) with
     the initial zero biases have zero queries and keys: the attention
     scales them to zero instead of dividing by their zero norm (NaN), in
-    training, eval and deployed."""
+    training, eval and deployed, and passes them no gradient (a gradient
+    scaled by 1 / eps per normalisation overflowed within a few blocks)."""
     import copy
 
     from mmvit.deploy import switch_to_deploy
@@ -206,6 +207,9 @@ def test_zero_padding_gives_finite_outputs():
     x[:, :, 64:] = 0
     x[:, :, :, 96:] = 0
     outs = [model.train()(x)]
+    sum(o.square().mean() for o in outs[0]).backward()
+    for name, param in model.named_parameters():
+        assert bool(torch.isfinite(param.grad).all()), name
     with torch.no_grad():
         outs += [model.eval()(x), switch_to_deploy(copy.deepcopy(model))(x)]
     for out in outs:

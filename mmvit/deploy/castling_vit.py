@@ -11,7 +11,7 @@ from torch import nn
 from mmvit.models.backbones.castling_vit import (CastlingBlock,
                                                  LinearAngularAttention,
                                                  depthwise_residual,
-                                                 vector_norm)
+                                                 inverse_norm)
 from mmvit.models.layers import project_parts, row_bands
 from . import deploy_rule
 from .kernels import fast_cpu_inference, fused_conv
@@ -62,15 +62,15 @@ class DeployedCastlingBlock(nn.Module):
         residual = depthwise_residual(self.dconv, self.res_conv, v,
                                       hw_shape)
         if fast:
-            k = k.div_(vector_norm(k))
+            k = k.mul_(inverse_norm(k))
             out = (q @ (k.transpose(-2, -1) @ v)).mul_(
-                (2 / math.pi) / vector_norm(q)).add_(v)
-            out = residual.add_(out.div_(vector_norm(out)))
+                (2 / math.pi) * inverse_norm(q)).add_(v)
+            out = residual.add_(out.mul_(inverse_norm(out)))
         else:
-            k = k / vector_norm(k)
+            k = k * inverse_norm(k)
             out = torch.addcmul(v, q @ (k.transpose(-2, -1) @ v),
-                                (2 / math.pi) / vector_norm(q))
-            out = torch.addcmul(residual, out, 1 / vector_norm(out))
+                                (2 / math.pi) * inverse_norm(q))
+            out = torch.addcmul(residual, out, inverse_norm(out))
         return self.proj(out.transpose(1, 2).reshape(batch, length,
                                                      channels))
 

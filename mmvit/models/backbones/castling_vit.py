@@ -57,11 +57,15 @@ def depthwise_residual(conv, mode, v, hw_shape):
 
 
 @MODELS.register_module()
-def vector_norm(x):
-    """The L2 norm of ``x`` over its last dimension (keepdim), at least
-    1e-12: a zero vector (e.g. a token of zero padding with zero biases)
-    is scaled to zero, as ``F.normalize`` does, instead of to NaN."""
-    return x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+def inverse_norm(x, eps=1e-12):
+    """1 / ||x|| over the last dimension of ``x`` (keepdim), and 0 where
+    the norm is under ``eps``: a zero vector (e.g. a token of zero padding
+    with zero biases) is scaled to zero and passes no gradient, instead of
+    giving NaN, or a gradient scaled by 1 / eps that overflows a few blocks
+    down."""
+    norm = x.norm(dim=-1, keepdim=True)
+    small = norm < eps
+    return norm.masked_fill(small, 1.).reciprocal().masked_fill(small, 0.)
 
 
 class LinearAngularAttention(nn.Module):
@@ -152,7 +156,7 @@ class LinearAngularAttention(nn.Module):
             tokens = slice(start * width, stop * width)
             k_band = k if k is not None else self._heads(
                 project_part(self.qkv, x[:, tokens], 1, 3))
-            k_hat = k_band / vector_norm(k_band)
+            k_hat = k_band * inverse_norm(k_band)
             context = context + k_hat.transpose(-2, -1) @ v[:, :, tokens]
         # pass 2, per band: twice (0.5 v + q_hat (k_hat^T v) / pi) (the L2
         # normalisation below removes the factor; q's norm scales the
@@ -166,7 +170,7 @@ class LinearAngularAttention(nn.Module):
                 project_part(self.qkv, x[:, tokens], 0, 3))
             out = self._add_scaled(
                 v[:, :, tokens], q_band @ context,
-                (2 / math.pi) / vector_norm(q_band))
+                (2 / math.pi) * inverse_norm(q_band))
             if aux:
                 out = out + 2 * self.aux_factor * self._aux_attention(
                     q_band, k, v)
@@ -176,8 +180,7 @@ class LinearAngularAttention(nn.Module):
                 v[:, :, low * width:high * width], (high - low, width))
             residual = residual[:, :, (start - low) * width:
                                 (stop - low) * width]
-            out = self._add_scaled(residual, out,
-                                   1 / vector_norm(out))
+            out = self._add_scaled(residual, out, inverse_norm(out))
             outs.append(self.proj(out.transpose(1, 2).reshape(
                 batch, (stop - start) * width, channels)))
         return outs[0] if len(outs) == 1 else torch.cat(outs, 1)
