@@ -215,3 +215,15 @@ def test_zero_padding_gives_finite_outputs_and_gradients():
     for out in outs:
         assert all(bool(torch.isfinite(o).all()) for o in out)
     torch.testing.assert_close(outs[2], outs[1], rtol=1e-4, atol=1e-5)
+
+
+def test_attention_is_registered():
+    """Configs build the attention by name (a plug-in block); every model
+    name mmvit registers is a class."""
+    import inspect
+
+    from mmvit.registry import MODELS
+    attn = MODELS.build(dict(type='mmvit.LinearAngularAttention',
+                             embed_dims=32, num_heads=2))
+    assert isinstance(attn, LinearAngularAttention)
+    assert all(inspect.isclass(obj) for obj in MODELS.module_dict.values())

@@ -56,7 +56,6 @@ def depthwise_residual(conv, mode, v, hw_shape):
     return out.reshape(batch, length, heads, dims).transpose(1, 2)
 
 
-@MODELS.register_module()
 def inverse_norm(x, eps=1e-12):
     """1 / ||x|| over the last dimension of ``x`` (keepdim), and 0 where
     the norm is under ``eps``: a zero vector (e.g. a token of zero padding
@@ -68,6 +67,7 @@ def inverse_norm(x, eps=1e-12):
     return norm.masked_fill(small, 1.).reciprocal().masked_fill(small, 0.)
 
 
+@MODELS.register_module()
 class LinearAngularAttention(nn.Module):
     """Linear-angular attention over tokens ``x`` of shape (B, N, C).
 
