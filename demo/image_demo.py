@@ -34,10 +34,10 @@ def add_common_args(parser):
     parser.add_argument('--deploy', action='store_true',
                         help='fold norms and merge layers after loading '
                         '(mmvit.deploy.switch_to_deploy)')
-    parser.add_argument('--graph-mode', action='store_true',
-                        help='--deploy, and on CPU run each backbone as a '
-                        'frozen graph per input shape '
-                        '(mmvit.deploy.to_graph_mode; inputs of one size)')
+    parser.add_argument('--onnx', metavar='FILE',
+                        help='predict with this whole-model graph of '
+                        'tools/deployment/pytorch2onnx.py in onnxruntime '
+                        '(CPU; detection and segmentation)')
     parser.add_argument('--overlay', action='append', default=[],
                         metavar='FILE', help='a config file merged over the '
                         'config (repeatable)')
@@ -54,8 +54,8 @@ def init_from_args(parser, argv):
     import mmvit  # noqa: F401
     from mmvit.apis.inference import init_inferencer
     return args, init_inferencer(args.model, args.weights, args.device,
-                                 'graph' if args.graph_mode else args.deploy,
-                                 args.overlay, args.cfg_options)
+                                 args.deploy, args.overlay, args.cfg_options,
+                                 onnx=args.onnx)
 
 
 def main(argv=None):

@@ -5,11 +5,6 @@ config whose ``default_scope`` is ``mmdet``, ``mmseg`` or ``mmpretrain`` builds
 ``type='mmvit.CASViT'`` without ``custom_imports``: mmengine imports
 ``mmvit.registry`` when it meets the ``mmvit.`` prefix and the registry then
 imports the modules listed in ``locations`` on first use.
-
-``MODEL_PASSES`` holds whole-model transformations of the layers above the
-models (``switch_to_deploy`` of :mod:`mmvit.deploy`); a backbone built with
-``deploy=True`` looks its pass up here, so the model files import nothing
-from those layers.
 """
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
@@ -25,5 +20,3 @@ HOOKS = Registry(
 OPTIM_WRAPPERS = Registry(
     'optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS, scope='mmvit',
     locations=['mmvit.engine'])
-MODEL_PASSES = Registry(
-    'model pass', scope='mmvit', locations=['mmvit.deploy'])

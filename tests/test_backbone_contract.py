@@ -257,7 +257,7 @@ def test_deployed_equals_eval(family, arch):
     with torch.no_grad():
         expected = model(x)
         deployed = switch_to_deploy(copy.deepcopy(model))
-        assert deployed.deployed and not deployed.training
+        assert deployed.deploy and not deployed.training
         assert switch_to_deploy(deployed) is deployed  # idempotent
         got = deployed(x)
     assert relative_difference(expected, got) < 1e-4
@@ -271,7 +271,7 @@ def test_deploy_argument_builds_the_deployed_structure(family, arch):
     model = randomize(build(family, arch)).eval()
     deployed = switch_to_deploy(copy.deepcopy(model))
     rebuilt = build(family, arch, deploy=True)
-    assert rebuilt.deployed and not rebuilt.training
+    assert rebuilt.deploy and not rebuilt.training
     ours = {k: v.shape for k, v in rebuilt.state_dict().items()}
     assert ours == {k: v.shape for k, v in deployed.state_dict().items()}
     assert [type(m).__name__ for m in rebuilt.modules()] == \
@@ -294,3 +294,24 @@ def test_export_layers_equal_eager(family, arch, deploy):
         x = torch.randn(1, 3, *size)
         with torch.no_grad():
             assert relative_difference(model(x), exported(x)) < 1e-5
+
+
+@pytest.mark.parametrize('family,arch', SMALLEST)
+def test_weights_written_through_data_are_used_at_once(family, arch):
+    """An eval model whose weights change through ``.data`` (as mmdet's
+    ``MeanTeacherHook`` and mmengine's ``EMAHook`` update a teacher)
+    computes what a fresh model holding the same weights computes: nothing
+    derived from a parameter is kept between forwards."""
+    torch.manual_seed(0)
+    model = randomize(build(family, arch)).eval()
+    x = torch.rand(1, 3, 97, 131)  # sizes where biases are resized/gathered
+    with torch.no_grad():
+        model(x)
+        for param in model.parameters():
+            param.data.copy_(torch.randn_like(param) * 0.05 + param.data)
+        got = model(x)
+        fresh = build(family, arch).eval()
+        fresh.load_state_dict(model.state_dict())
+        expected = fresh(x)
+    for a, b in zip(expected, got):
+        assert torch.equal(a, b)

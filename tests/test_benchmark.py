@@ -370,27 +370,6 @@ class _FakeCompiled(torch.nn.Module):
         return tuple(o * (1 + self.error) for o in self._orig_mod(x))
 
 
-def test_benchmark_compares_graph_mode(tmp_path, keep_threads):
-    """--compare-graph times graph mode next to the eval model, with a
-    speed-up column, after checking the outputs."""
-    bench = load_tool('benchmark')
-    out = tmp_path / 'table.md'
-    status = bench.main(['--backbone', 'CASViT', '--archs', 'xs',
-                         '--sizes', '64', '96', '--repeat', '1', '--warmup',
-                         '1', '--no-memory', '--no-malloc-tuning',
-                         '--threads', str(keep_threads), '--flops-size', '0',
-                         '--compare-graph', '--out', str(out)])
-    assert status == 0
-    text = out.read_text()
-    header, rows = table_rows(text, 'xs graph')
-    assert header[-1] == 'graph speed-up @96x96'
-    assert float(rows[0][-1]) > 0
-    assert table_rows(text, 'xs')[1][0][-1] == ''
-    note = text.split('graph mode against')[1]
-    difference = re.search(r'xs graph ([0-9.e+-]+)', note).group(1)
-    assert float(difference) < 1e-4
-
-
 @pytest.mark.parametrize('error', [0., 1e-2])
 def test_benchmark_compares_compiled_models(error, tmp_path, monkeypatch,
                                             keep_threads):
@@ -427,3 +406,24 @@ def test_benchmark_compares_compiled_models(error, tmp_path, monkeypatch,
     assert rows[0][1] == '2.16'  # the parameters of the wrapped model
     assert table_rows(text, 'm0')[1][0][-1] == ''
     assert 'max relative difference: m0 0.0e+00' in text
+
+
+def test_peer_inference_row_ratios():
+    """The inference table's ratios on fixed medians: onnxruntime of the
+    official model over mmvit's shipped route, the best peer (the fastest
+    of those measured) over it, official eager over mmvit eager."""
+    from mmvit.analysis import peers
+    ms = {'official': 30., 'official fused': 20., 'official onnxruntime':
+          10., 'mmvit': 25., 'mmvit deployed': 15., 'mmvit onnxruntime': 8.}
+    row = peers.inference_row('efficientvit', 'm4', 224, 1, ms,
+                              {'mmvit': 1e-6, 'mmvit deployed': 2e-6,
+                               'mmvit onnxruntime': 3e-6})
+    assert row[:3] == ['efficientvit m4', 224, 1]
+    assert row[3:8] == ['30.0', '20.0', '-', '-', '10.0']
+    assert row[8:11] == ['25.0', '15.0', '8.0']
+    assert row[11:14] == ['1.25', '1.25', '1.20']
+    assert row[14] == '1.0e-06, 2.0e-06, 3.0e-06'
+    # a faster peer lowers the best-peer ratio
+    ms['timm'] = 4.
+    assert peers.inference_row('efficientvit', 'm4', 224, 2, ms,
+                               {})[12:15] == ['0.50', '1.20', '-']

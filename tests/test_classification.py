@@ -199,10 +199,11 @@ def test_toy_classification_through_the_tools(toy_imagenet, tmp_path):
     printed = proc.stdout + proc.stderr
     top1 = re.search(r'accuracy/top1: ([\d.]+)', printed)
     assert top1
-    # graph mode (deployed, frozen graphs): the same accuracy
+    # deployed (folded norms): the same accuracy
     proc = run_tool(['tools/test.py', 'configs/imagenet_efficientvit_m0.py',
                      str(work / 'epoch_1.pth'), '--overlay',
                      'configs/_toy_/imagenet.py', '--work-dir',
-                     str(tmp_path / 'graph'), '--graph-mode'] + options)
-    graph = re.search(r'accuracy/top1: ([\d.]+)', proc.stdout + proc.stderr)
-    assert graph and graph.group(1) == top1.group(1)
+                     str(tmp_path / 'deployed'), '--deploy'] + options)
+    deployed = re.search(r'accuracy/top1: ([\d.]+)',
+                         proc.stdout + proc.stderr)
+    assert deployed and deployed.group(1) == top1.group(1)

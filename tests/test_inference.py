@@ -227,7 +227,7 @@ def test_segmentation_and_classification_demos(toy_ade, toy_imagenet,
     run_main('demo/image_demo.py', [
         folder, CLS_CONFIG, '--weights', cls_ckpt, '--overlay',
         'configs/_toy_/imagenet.py', '--out-dir', tmp_path / 'cls',
-        '--device', 'cpu', '--graph-mode'])
+        '--device', 'cpu', '--deploy'])
     preds = sorted(glob.glob(str(tmp_path / 'cls' / 'preds' / '*.json')))
     assert len(preds) == 3
     assert len(glob.glob(str(tmp_path / 'cls' / 'vis' / '*.png'))) == 3
@@ -402,3 +402,53 @@ def test_mask_tta_merges_boxes_and_their_masks():
                                       [mask.flip(-1)])]])[0].pred_instances
     assert alone.bboxes.tolist() == [[0, 1, 3, 4]]
     assert torch.equal(alone.masks[0], mask)
+
+
+def test_onnxruntime_backend_of_test_tool_and_demo(trained, toy_coco,
+                                                   tmp_path):
+    """tools/test.py --backend onnxruntime exports the deployed whole model
+    of a .pth checkpoint and evaluates it with the config's own loop and
+    metric: the same boxes and scores as the PyTorch run, the same COCO
+    AP; demo/image_demo.py --onnx draws that graph's predictions."""
+    import re
+    work, dumped, checkpoint = trained
+    options = ['--cfg-options'] + _loader_options(toy_coco + '/')
+    runs = {}
+    for backend in ('pytorch', 'onnxruntime'):
+        folder = tmp_path / backend
+        proc = subprocess.run(
+            [sys.executable, 'tools/test.py', dumped, checkpoint,
+             '--work-dir', str(folder), '--out', str(folder / 'out.pkl'),
+             '--backend', backend] + options,
+            cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        printed = proc.stdout + proc.stderr
+        runs[backend] = (
+            float(re.search(r'coco/bbox_mAP_50: ([\d.-]+)', printed)[1]),
+            {osp.basename(r['img_path']): r['pred_instances'] for r in
+             pickle.load(open(folder / 'out.pkl', 'rb'))})
+    graph = tmp_path / 'onnxruntime' / (osp.splitext(
+        osp.basename(dumped))[0] + '.onnx')
+    assert graph.is_file()
+    assert runs['pytorch'][0] == runs['onnxruntime'][0]
+    torch_boxes, ort_boxes = runs['pytorch'][1], runs['onnxruntime'][1]
+    assert sorted(torch_boxes) == sorted(ort_boxes)
+    assert sum(len(p['scores']) for p in torch_boxes.values()) > 0
+    for name, expected in torch_boxes.items():
+        got = ort_boxes[name]
+        np.testing.assert_allclose(
+            _rows(expected['bboxes'], expected['scores']),
+            _rows(got['bboxes'], got['scores']), atol=1e-3)
+
+    out = tmp_path / 'demo'
+    run_main('demo/image_demo.py', [
+        f'{toy_coco}/val2017', dumped, '--onnx', str(graph), '--out-dir',
+        out, '--device', 'cpu', '--pred-score-thr', '0'])
+    preds = sorted(glob.glob(str(out / 'preds' / '*.json')))
+    assert len(preds) == len(torch_boxes)
+    for path in preds:
+        ours = json.load(open(path))
+        expected = torch_boxes[osp.splitext(osp.basename(path))[0] + '.jpg']
+        np.testing.assert_allclose(
+            _rows(ours['bboxes'], ours['scores']),
+            _rows(expected['bboxes'], expected['scores']), atol=1e-3)

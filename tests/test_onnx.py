@@ -146,7 +146,7 @@ def test_export_path_equals_eager_path(family, sizes, deploy):
     """The size-independent layers installed for export compute what eager
     mode computes (CMT: padding, bias always resized; EfficientViT: the
     masked single window for maps within one window), for the eval and the
-    deployed (channels-last) structure."""
+    deployed structure."""
     model = _strong_random(tool.build_backbone(family,
                                                SMALLEST[family])).eval()
     if deploy:
@@ -155,8 +155,7 @@ def test_export_path_equals_eager_path(family, sizes, deploy):
     replaced = {type(m).__name__ for m in exported.modules()}
     assert replaced & {'PadForPatches', 'AlwaysResizedPositionBias',
                        'PaddedWindowAttention'}
-    assert not replaced & {'PadToMultiple', 'LocalWindowAttention',
-                           'DeployedLocalWindowAttention'}
+    assert not replaced & {'PadToMultiple', 'LocalWindowAttention'}
     inputs = [torch.randn(1, 3, *size) for size in sizes]
     with torch.no_grad():
         eager = [model(x) for x in inputs]
@@ -227,10 +226,12 @@ def _toy_whole_model(config, overlay):
 
 @pytest.mark.parametrize('config,overlay', [
     ('retinanet_efficientvit_m0.py', 'retinanet.py'),
+    ('retinanet_cas_vit_xs.py', 'retinanet.py'),
     ('mask_rcnn_cmt_ti.py', 'mask_rcnn.py'),
     ('upernet_cas_vit_xs.py', 'upernet.py'),
-    ('semantic_fpn_efficientvit_m0.py', 'ade.py'),
-], ids=['retinanet', 'mask_rcnn', 'upernet', 'semantic_fpn'])
+    ('semantic_fpn_castling_vit_xs.py', 'ade.py'),
+], ids=['retinanet_efficientvit', 'retinanet_cas_vit', 'mask_rcnn_cmt',
+        'upernet_cas_vit', 'semantic_fpn_castling_vit'])
 def test_whole_model_matches_pytorch_at_other_sizes(config, overlay,
                                                     tmp_path):
     """The deployed detector / segmentor, post-processing included, traced
@@ -327,3 +328,21 @@ def test_detection_comparison_pairs_near_ties_by_box():
     moved = sample([0.5 + 1e-6, 0.5, 0.3],
                    [[0, 0, 10, 10], [50, 50, 90, 95], [5, 5, 20, 20]])
     assert compare(reference, moved)['max_box_diff'] == 5
+
+
+def test_onnx_runtime_module_runs_the_graph_at_other_sizes(tmp_path):
+    """The module the benchmarks time for the onnxruntime route: the
+    deployed backbone exported at one size reproduces PyTorch at others."""
+    model = _strong_random(tool.build_backbone('CASViT', 'xs')).eval()
+    switch_to_deploy(model)
+    module = tool.onnx_runtime_module(model, str(tmp_path / 'm.onnx'),
+                                      torch.randn(1, 3, 96, 96), threads=1)
+    for size in [(1, 3, 128, 160), (2, 3, 75, 61)]:
+        x = torch.randn(*size)
+        with torch.no_grad():
+            expected = model(x)
+        got = module(x)
+        assert len(got) == len(expected)
+        for a, b in zip(expected, got):
+            assert b.shape == a.shape
+            assert float((a - b).abs().max()) <= ATOL

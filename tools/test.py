@@ -17,43 +17,42 @@ from mmengine.config import DictAction  # noqa: E402
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Test (and evaluate) a model')
     parser.add_argument('config', help='test config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        'checkpoint', help='checkpoint file; with --backend onnxruntime also '
+        'a whole-model .onnx file of tools/deployment/pytorch2onnx.py')
     parser.add_argument('--work-dir', help='the dir to save logs and metrics')
-    parser.add_argument(
-        '--out', type=str,
-        help='dump predictions to a pickle file (detection, classification) '
-        'or save prediction maps to this folder (segmentation)')
-    parser.add_argument(
-        '--show', action='store_true', help='show prediction results')
-    parser.add_argument(
-        '--show-dir',
-        help='folder where images with drawn predictions are saved')
-    parser.add_argument(
-        '--wait-time', type=float, default=2, help='the interval of show (s)')
-    parser.add_argument(
-        '--overlay', action='append', default=[], metavar='FILE',
-        help='a config file merged over the config (repeatable)')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override settings of the config, key=value')
-    parser.add_argument(
-        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none', help='job launcher')
-    parser.add_argument(
-        '--deploy', action='store_true',
-        help='fold Conv+BN pairs and drop training-only branches after the '
-        'checkpoint is loaded (mmvit.deploy.switch_to_deploy)')
-    parser.add_argument(
-        '--graph-mode', action='store_true',
-        help='--deploy, and on CPU run each backbone as a frozen graph per '
-        'input shape (mmvit.deploy.to_graph_mode; for test pipelines of one '
-        'input size, e.g. classification or sliding-window segmentation)')
-    parser.add_argument(
-        '--tta', action='store_true',
-        help='test-time augmentation: the config\'s tta_model and '
-        'tta_pipeline (flip and multi-scale)')
+    parser.add_argument('--out', help='dump predictions to a pickle file '
+                        '(detection, classification) or save prediction '
+                        'maps to this folder (segmentation)')
+    parser.add_argument('--show', action='store_true',
+                        help='show prediction results')
+    parser.add_argument('--show-dir', help='folder where images with drawn '
+                        'predictions are saved')
+    parser.add_argument('--wait-time', type=float, default=2,
+                        help='the interval of show (s)')
+    parser.add_argument('--overlay', action='append', default=[],
+                        metavar='FILE', help='a config file merged over the '
+                        'config (repeatable)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings of the config, key=value')
+    parser.add_argument('--launcher', default='none',
+                        choices=['none', 'pytorch', 'slurm', 'mpi'])
+    parser.add_argument('--deploy', action='store_true',
+                        help='fold norms after the checkpoint is loaded '
+                        '(mmvit.deploy.switch_to_deploy)')
+    parser.add_argument('--backend', choices=['pytorch', 'onnxruntime'],
+                        default='pytorch', help='onnxruntime: evaluate the '
+                        'exported whole model (detectors, segmentors); a '
+                        '.pth checkpoint is deployed and exported first')
+    parser.add_argument('--tta', action='store_true', help='test-time '
+                        "augmentation: the config's tta_model and "
+                        'tta_pipeline')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
+    onnx = args.backend == 'onnxruntime'
+    if args.checkpoint.endswith('.onnx') and not onnx or onnx and args.tta:
+        parser.error('an .onnx graph runs with --backend onnxruntime, which '
+                     'takes no --tta')
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
@@ -62,45 +61,50 @@ def parse_args(argv=None):
 def enable_visualization(cfg, args):
     """Turn on the library's visualization hook for --show/--show-dir."""
     scope = cfg.get('default_scope', 'mmdet')
-    hooks = cfg.setdefault('default_hooks', {})
-    if 'visualization' not in hooks:
+    hook = cfg.get('default_hooks', {}).get('visualization')
+    if hook is None:
         raise RuntimeError(
             f'{args.config}: default_hooks.visualization is missing, so '
             '--show/--show-dir cannot draw predictions')
-    hook = hooks['visualization']
-    if scope == 'mmpretrain':
-        hook['enable'] = True
-        hook['show'] = args.show
-        hook['wait_time'] = args.wait_time
-        if args.show_dir:
-            hook['out_dir'] = osp.abspath(args.show_dir)
-        return
-    hook['draw'] = True
+    hook.update({'enable' if scope == 'mmpretrain' else 'draw': True})
     if args.show:
-        hook['show'] = True
-        hook['wait_time'] = args.wait_time
+        hook.update(show=True, wait_time=args.wait_time)
     if args.show_dir:
+        show_dir = osp.abspath(args.show_dir)
         if scope == 'mmseg':
-            cfg.visualizer['save_dir'] = osp.abspath(args.show_dir)
+            cfg.visualizer['save_dir'] = show_dir
         else:
-            hook['test_out_dir'] = osp.abspath(args.show_dir)
+            hook['out_dir' if scope == 'mmpretrain' else
+                 'test_out_dir'] = show_dir
+
+
+def use_onnxruntime(cfg, args):
+    """The runner's model becomes the onnxruntime predictor of the whole
+    model; a .pth checkpoint is deployed and exported to the work dir."""
+    from mmvit.export.onnx import export_checkpoint
+    from mmvit.export.predictor import OnnxPredictor
+    onnx_file = args.checkpoint
+    if not onnx_file.endswith('.onnx'):
+        onnx_file = osp.join(cfg.work_dir, osp.splitext(osp.basename(
+            args.config))[0] + '.onnx')
+        export_checkpoint(args.config, args.checkpoint, onnx_file,
+                          args.overlay, args.cfg_options)
+    cfg.model = OnnxPredictor.model_config(cfg, onnx_file)
 
 
 def add_dump(cfg, args):
+    """--out: the libraries' dump metric (segmentation: prediction maps)."""
     scope = cfg.get('default_scope', 'mmdet')
     if scope == 'mmseg':
-        cfg.test_evaluator['output_dir'] = args.out
-        cfg.test_evaluator['keep_results'] = True
+        cfg.test_evaluator.update(output_dir=args.out, keep_results=True)
         return
     if not args.out.endswith(('.pkl', '.pickle')):
         raise ValueError(f'--out {args.out!r}: the file must end in .pkl')
-    dump_type = 'DumpDetResults' if scope == 'mmdet' else 'DumpResults'
-    dump = dict(type=dump_type, out_file_path=args.out)
+    dump = dict(type='DumpDetResults' if scope == 'mmdet' else
+                'DumpResults', out_file_path=args.out)
     evaluators = cfg.test_evaluator
-    if isinstance(evaluators, (list, tuple)):
-        cfg.test_evaluator = list(evaluators) + [dump]
-    else:
-        cfg.test_evaluator = [evaluators, dump]
+    cfg.test_evaluator = (list(evaluators) if isinstance(
+        evaluators, (list, tuple)) else [evaluators]) + [dump]
 
 
 def main(argv=None):
@@ -113,19 +117,21 @@ def main(argv=None):
                                     shutdown_distributed, use_tta)
     from mmvit.utils.data_checks import data_errors_explained
 
-    check_checkpoint_file(args.checkpoint, 'checkpoint')
+    if not args.checkpoint.endswith('.onnx'):
+        check_checkpoint_file(args.checkpoint, 'checkpoint')
     cfg = prepare_config(args)
-    cfg.load_from = args.checkpoint
+    cfg.load_from = None if args.backend == 'onnxruntime' else args.checkpoint
+    if args.backend == 'onnxruntime':
+        use_onnxruntime(cfg, args)
     if args.show or args.show_dir:
         enable_visualization(cfg, args)
     if args.out is not None:
         add_dump(cfg, args)
     if args.tta:
         use_tta(cfg, args.config)
-    if args.deploy or args.graph_mode:
-        cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
-            dict(type='mmvit.DeployHook', graph=args.graph_mode)]
-
+    if args.deploy and cfg.load_from:
+        cfg.custom_hooks = [*cfg.get('custom_hooks', []),
+                            dict(type='mmvit.DeployHook')]
     try:
         with data_errors_explained(cfg, ('test', )):
             runner = (Runner.from_cfg(cfg) if 'runner_type' not in cfg else
@@ -140,6 +146,5 @@ if __name__ == '__main__':
     if os.environ.get('WORLD_SIZE', '1') != '1':
         # distributed: skip interpreter teardown, where gloo's threads
         # sometimes abort a finished run (exit code -6)
-        sys.stdout.flush()
-        sys.stderr.flush()
+        sys.stdout.flush(), sys.stderr.flush()
         os._exit(0)

@@ -63,10 +63,11 @@ below keeps high on purpose). ``--no-memory`` skips it.
 float16 on CUDA; FLOPs are counted in float32); ``--channels-last``
 converts the model and the inputs to the channels-last memory format;
 ``--deploy`` times the deployed model (``mmvit.deploy.switch_to_deploy``),
-``--compare-deploy`` both, with a speed-up column; ``--compare-graph``
-adds graph mode (``mmvit.deploy.to_graph_mode``: the deployed backbone as
-a frozen graph per size, traced in the warm-up) with its speed-up over
-eval, after checking its outputs within 1e-4 relative; ``--compare-compile``
+``--compare-deploy`` both, with a speed-up column;
+``--compare-onnxruntime`` adds the deployed model exported to ONNX with
+dynamic sizes and run by onnxruntime (CPU; the export traced at the
+smallest size), with its speed-up over eval, after checking its outputs
+within 1e-4 relative; ``--compare-compile``
 likewise times the eval model against ``torch.compile`` of it (one graph
 per size, compiled in the warm-up forwards) after checking that their
 outputs agree within 1e-4 relative. On CPU, glibc malloc is
@@ -644,8 +645,8 @@ def run(args):
         header.append(f't({size_label(big)})/t({size_label(sizes[-2])})')
     if args.compare_deploy:
         header.append(f'deploy speed-up @{size_label(big)}')
-    if args.compare_graph:
-        header.append(f'graph speed-up @{size_label(big)}')
+    if args.compare_onnxruntime:
+        header.append(f'onnxruntime speed-up @{size_label(big)}')
     if args.compare_compile:
         header.append(f'compile speed-up @{size_label(big)}')
 
@@ -671,11 +672,16 @@ def run(args):
             deployed = copy.deepcopy(variants[name])
             variants[name + ' deployed'] = prepare(deployed, opts,
                                                    deploy=True)
-        if args.compare_graph:
-            from mmvit.deploy import to_graph_mode
-            add_checked(variants, name, name + ' graph', name + ' graph',
-                        'graph mode',
-                        to_graph_mode(copy.deepcopy(variants[name])))
+        if args.compare_onnxruntime:
+            from mmvit.deploy import switch_to_deploy
+            from mmvit.export.onnx import onnx_runtime_module
+            with tempfile.TemporaryDirectory() as folder:
+                ort_module = onnx_runtime_module(
+                    switch_to_deploy(copy.deepcopy(model)),
+                    osp.join(folder, 'model.onnx'),
+                    make_inputs([small], opts)[small], args.threads)
+            add_checked(variants, name, name + ' onnxruntime',
+                        name + ' onnxruntime', 'onnxruntime', ort_module)
         if args.compare_compile:
             add_checked(variants, name, name + ' compiled', name,
                         'torch.compile',
@@ -706,7 +712,7 @@ def run(args):
                 row.append(f'{medians[big] / medians[sizes[-2]]:.2f}')
             base = measured[name]['ms'][big][0]
             for flag, suffix in ((args.compare_deploy, ' deployed'),
-                                 (args.compare_graph, ' graph'),
+                                 (args.compare_onnxruntime, ' onnxruntime'),
                                  (args.compare_compile, ' compiled')):
                 if flag:
                     row.append(f'{base / medians[big]:.2f}'
@@ -754,7 +760,7 @@ def run(args):
                          'cuda' else 'CPU allocator events of the PyTorch '
                          'profiler') + ')')
     if compile_diffs:
-        notes.append('compiled or graph mode against eval outputs at '
+        notes.append('compiled or onnxruntime against eval outputs at '
                      f'{size_label(small)}, max relative difference: ' +
                      ', '.join(compile_diffs))
     if noisy_sizes:

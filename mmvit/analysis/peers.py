@@ -8,13 +8,13 @@ holding clones of the repositories in :data:`OFFICIAL`). Each official
 classifier gets random weights (seed 0); they are converted with
 :mod:`mmvit.converters` into mmvit's classifier of the same variant
 (``configs/imagenet_{family}_{variant}.py``), so both compute the same
-function, which is checked before timing: mmvit's eval logits against the
-official ones, the deployed ones within 1e-4 relative.
+function, which is checked before timing: mmvit's eval, deployed and
+onnxruntime logits against the official ones within 1e-4 relative.
 
 At a size other than the classification resolution CMT's official model is
 built for that size (its position-bias tables are tied to the input size)
 and gets the weights of the resolution-independent layers only; mmvit's
-interpolates its own tables once and caches them in eval.
+interpolates its own tables in every forward.
 """
 import copy
 import glob
@@ -163,23 +163,23 @@ def load_matching(model, state):
     return set(fit)
 
 
-def frozen_graph(model, size):
-    """``model`` (eval) traced at a ``1 x 3 x size x size`` input and frozen
-    like mmvit's graph mode (:func:`mmvit.deploy.graph.frozen_trace`): the
-    same graph runtime, applied to a peer."""
-    from mmvit.deploy.graph import frozen_trace
-    return frozen_trace(model, torch.rand(1, 3, size, size))
-
-
-def inference_models(root, family, arch, size):
-    """{name: eval module} of the peers and mmvit (eval, deployed, graph
-    mode) at ``size``, and at the classification resolution the relative
-    differences of mmvit's logits (eval, deployed and graph mode) and the
+def inference_models(root, family, arch, size, folder, threads,
+                     compile_official=False):
+    """{name: eval module} of the peers and mmvit at ``size``, the
+    onnxruntime sessions with ``threads`` threads (graphs written to
+    ``folder``), and at the classification resolution the relative
+    differences of mmvit's logits (eval, deployed, onnxruntime) and the
     official fused model's from the official ones; RuntimeError where
-    mmvit's exceed :data:`RTOL`. ``official graph`` is the official model
-    (its fused form where it has one) traced and frozen like mmvit's graph
-    mode, to tell what the graph runtime alone gains."""
-    from mmvit.deploy import switch_to_deploy, to_graph_mode
+    mmvit's exceed :data:`RTOL`.
+
+    Peers: the official model, its fused form (EfficientViT), timm's
+    model, the official model under ``torch.compile`` (with
+    ``compile_official``) and the official (fused) model exported to ONNX
+    for this size and run by onnxruntime. mmvit: eval, deployed, and the
+    shipped CPU route, the deployed model exported with dynamic sizes and
+    run by onnxruntime."""
+    from mmvit.deploy import switch_to_deploy
+    from mmvit.export.onnx import onnx_runtime_module
     module = import_official(root, family)
     reference, official = official_pair(module, family, arch, size)
     reference.eval()
@@ -191,18 +191,26 @@ def inference_models(root, family, arch, size):
     timm_model = build_timm(family, arch)
     if timm_model is not None:
         models['timm'] = timm_model.eval()
-    models['official graph'] = frozen_graph(
-        official if fused is None else fused, size)
+    best_official = official if fused is None else fused
+    if compile_official:
+        models['official compiled'] = torch.compile(
+            copy.deepcopy(best_official), dynamic=False)
+    example = torch.rand(1, 3, size, size)
+    models['official onnxruntime'] = onnx_runtime_module(
+        copy.deepcopy(best_official), osp.join(folder, 'official.onnx'),
+        example, threads, dynamic=False)
     ours = build_mmvit(family, arch, reference.state_dict()).eval()
     models['mmvit'] = ours
     models['mmvit deployed'] = switch_to_deploy(copy.deepcopy(ours))
-    models['mmvit graph'] = to_graph_mode(copy.deepcopy(ours))
+    models['mmvit onnxruntime'] = onnx_runtime_module(
+        models['mmvit deployed'], osp.join(folder, 'mmvit.onnx'), example,
+        threads)
     checks = {}
     if official is reference:
-        x = torch.rand(2, 3, size, size,
+        x = torch.rand(1, 3, size, size,
                        generator=torch.Generator().manual_seed(1))
         with torch.no_grad():
-            ref = reference(x)
+            ref = mean_logits(reference(x))
             for name in MMVIT:
                 checks[name] = relative_difference(ref, models[name](x))
             if fused is not None:
@@ -277,9 +285,10 @@ def training_steps(root, family, arch, size, batch, settings,
 
 #: the peers a user would run instead of mmvit (``best peer`` is the
 #: fastest of them)
-PEERS = ('official', 'official fused', 'timm')
-#: mmvit's forms in the inference table
-MMVIT = ('mmvit', 'mmvit deployed', 'mmvit graph')
+PEERS = ('official', 'official fused', 'timm', 'official compiled',
+         'official onnxruntime')
+#: mmvit's forms in the inference table; the last is its shipped CPU route
+MMVIT = ('mmvit', 'mmvit deployed', 'mmvit onnxruntime')
 
 
 def _variants(args):
@@ -309,36 +318,51 @@ def _sizes(args, family, arch):
     return list(dict.fromkeys(cls if s == 0 else s for s in args.sizes))
 
 
+def inference_row(family, arch, size, threads, ms, checks):
+    """A row of the inference table from the medians ``ms`` ({name:
+    milliseconds}) of one variant, size and thread count."""
+    best = min(ms[p] for p in PEERS if p in ms)
+    route = ms['mmvit onnxruntime']
+    diff = ('-' if not checks else
+            ', '.join(f'{checks[name]:.1e}' for name in MMVIT))
+    return ([f'{family} {arch}', size, threads] +
+            [f'{ms[p]:.1f}' if p in ms else '-' for p in PEERS] +
+            [f'{ms[name]:.1f}' for name in MMVIT] +
+            [f'{ms["official onnxruntime"] / route:.2f}',
+             f'{best / route:.2f}', f'{ms["official"] / ms["mmvit"]:.2f}',
+             diff])
+
+
 def run_inference(args):
-    """Rows of the inference table: per variant and size, each peer's and
-    mmvit's eval milliseconds (median), interleaved in one process, and
-    the ratios."""
+    """Rows of the inference table: per variant, size and thread count,
+    each peer's and mmvit's eval milliseconds (median), interleaved in one
+    process, and the ratios."""
+    import tempfile
+
     from .benchmark import Options, measure
     opts = Options('cpu', batch=1, repeat=args.repeat, warmup=args.warmup,
                    memory=False)
-    header = ['variant', 'size'] + [f'{p} ms' for p in PEERS] + [
-        'mmvit ms', 'deployed ms', 'graph ms', 'official graph ms',
-        'official / mmvit', 'best peer / deployed', 'best peer / graph',
-        'official graph / graph', 'max rel. diff (eval, deployed, graph)']
+    header = (['variant', 'size', 'threads'] + [f'{p} ms' for p in PEERS] +
+              [f'{m} ms' for m in MMVIT] +
+              ['official onnxruntime / mmvit onnxruntime',
+               'best peer / mmvit onnxruntime', 'official / mmvit',
+               'max rel. diff (eval, deployed, onnxruntime)'])
     rows = []
     for family, arch in _variants(args):
         for size in _sizes(args, family, arch):
-            models, checks = inference_models(args.official_root, family,
-                                              arch, size)
-            square = (size, size)
-            result = measure(models, [square], opts)
-            ms = {name: r['ms'][square][0] for name, r in result.items()}
-            best = min(ms[p] for p in PEERS if p in ms)
-            diff = ('-' if not checks else
-                    ', '.join(f'{checks[name]:.1e}' for name in MMVIT))
-            rows.append([f'{family} {arch}', size] + [
-                f'{ms[p]:.1f}' if p in ms else '-' for p in PEERS] + [
-                f'{ms[name]:.1f}' for name in MMVIT + ('official graph', )
-            ] + [f'{ms["official"] / ms["mmvit"]:.2f}',
-                 f'{best / ms["mmvit deployed"]:.2f}',
-                 f'{best / ms["mmvit graph"]:.2f}',
-                 f'{ms["official graph"] / ms["mmvit graph"]:.2f}', diff])
-            print(' | '.join(str(c) for c in rows[-1]), flush=True)
+            for threads in args.threads:
+                torch.set_num_threads(threads)
+                with tempfile.TemporaryDirectory() as folder:
+                    models, checks = inference_models(
+                        args.official_root, family, arch, size, folder,
+                        threads, args.compile)
+                    square = (size, size)
+                    result = measure(models, [square], opts)
+                ms = {name: r['ms'][square][0]
+                      for name, r in result.items()}
+                rows.append(inference_row(family, arch, size, threads, ms,
+                                          checks))
+                print(' | '.join(str(c) for c in rows[-1]), flush=True)
     return header, rows
 
 
@@ -380,15 +404,17 @@ def run(args):
     """Measure and print the table of ``tools/analysis/peer_benchmark.py``;
     returns the exit status."""
     from .benchmark import machine_description, markdown_table
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads[0])
     if args.mode == 'inference':
         header, rows = run_inference(args)
         note = ('eval forward of the classifiers, batch 1, float32, median '
                 f'of {args.repeat} after {args.warmup} warm-up, the models '
                 'of a row interleaved; "best peer" is the fastest of the '
-                'official model, its fused form and timm; graph: mmvit\'s '
-                'graph mode (mmvit.deploy.to_graph_mode), official graph: '
-                'the official (fused) model traced and frozen the same way; '
+                'official model, its fused form, timm, the official model '
+                'compiled (--compile) and the official (fused) model '
+                'exported to ONNX at the size (static) and run by '
+                'onnxruntime; mmvit onnxruntime: the deployed classifier '
+                'exported with dynamic sizes (the shipped CPU route); '
                 'max rel. diff: '
                 "mmvit's logits against the official ones (same weights), "
                 'at the classification size')
@@ -401,7 +427,8 @@ def run(args):
                 "a step beyond the weights and the optimizer state (the "
                 'PyTorch profiler\'s CPU allocator events)')
     table = markdown_table(header, rows)
-    note += f'; {machine_description(torch.device("cpu"), args.threads)}.'
+    note += '; ' + machine_description(torch.device('cpu'),
+                                       args.threads[0]) + '.'
     print('\n' + table + '\n\n' + note)
     from .model_zoo import write_markdown
     write_markdown(f'{table}\n\nMeasured by `tools/analysis/peer_benchmark.py '

@@ -57,7 +57,7 @@ def task_scope(cfg, source='config'):
 
 
 def init_inferencer(config, weights=None, device=None, deploy=False,
-                    overlays=(), cfg_options=None):
+                    overlays=(), cfg_options=None, onnx=None):
     """The library's Inferencer for ``config`` with ``weights`` loaded.
 
     Args:
@@ -69,19 +69,21 @@ def init_inferencer(config, weights=None, device=None, deploy=False,
             missing). Without it the model keeps its random initialisation.
         device (str, optional): ``'cpu'``, ``'cuda:0'``, ...; the
             Inferencer's default (CUDA when available) without it.
-        deploy (bool | str): ``True`` applies
-            :func:`mmvit.deploy.switch_to_deploy` after loading (folded
-            norms, merged layers, fast CPU kernels); ``'graph'`` applies
-            :func:`mmvit.deploy.to_graph_mode` (deployed, and on CPU each
-            backbone a frozen graph per input shape).
+        deploy (bool): apply :func:`mmvit.deploy.switch_to_deploy` after
+            loading (folded norms).
         overlays, cfg_options: merged over the config as in the tools.
+        onnx (str, optional): a whole-model graph of
+            ``tools/deployment/pytorch2onnx.py``: the Inferencer then
+            predicts with it in onnxruntime
+            (:class:`~mmvit.export.predictor.OnnxPredictor`; detection and
+            segmentation configs).
     """
     from mmengine.registry import init_default_scope
 
     from mmvit.utils.config import check_checkpoint_file
-    if deploy not in (False, True, 'graph'):
+    if deploy not in (False, True):
         raise ValueError(f'init_inferencer: deploy={deploy!r}; allowed: '
-                         "False, True, 'graph'")
+                         'False, True')
     cfg = load_inference_config(config, overlays, cfg_options)
     source = config if isinstance(config, str) else 'config'
     scope = task_scope(cfg, source)
@@ -101,9 +103,16 @@ def init_inferencer(config, weights=None, device=None, deploy=False,
         from mmvit.engine.checkpoint import require_fit
         require_fit(inferencer.model, weights, use='run inference')
     if deploy:
-        from mmvit.deploy import switch_to_deploy, to_graph_mode
-        (to_graph_mode if deploy == 'graph' else switch_to_deploy)(
-            inferencer.model)
+        from mmvit.deploy import switch_to_deploy
+        switch_to_deploy(inferencer.model)
+    if onnx is not None:
+        from mmvit.export.predictor import OnnxPredictor
+        if scope == 'mmpretrain':
+            raise ValueError('onnx: whole-model graphs exist for detection '
+                             'and segmentation configs')
+        predictor = OnnxPredictor(cfg, onnx)
+        predictor.dataset_meta = inferencer.model.dataset_meta
+        inferencer.model = predictor
     inferencer.mmvit_scope = scope
     return inferencer
 

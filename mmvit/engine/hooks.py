@@ -221,25 +221,16 @@ class NonFiniteLossHook(Hook):
 
 @HOOKS.register_module()
 class DeployHook(Hook):
-    """Apply :func:`mmvit.deploy.switch_to_deploy` (or, with ``graph``,
-    :func:`mmvit.deploy.to_graph_mode`) to the model before testing, after
-    the checkpoint is loaded; what ``tools/test.py --deploy``
-    (``--graph-mode``) adds. Not for validation during training: a
-    deployed model no longer trains its BatchNorms.
-
-    Args:
-        graph (bool): graph mode: on CPU each backbone a frozen graph per
-            input shape (for test pipelines of one input size).
-    """
-
-    def __init__(self, graph=False):
-        self.graph = graph
+    """Apply :func:`mmvit.deploy.switch_to_deploy` to the model before
+    testing, after the checkpoint is loaded; what ``tools/test.py
+    --deploy`` adds. Not for validation during training: a deployed model
+    no longer trains its BatchNorms."""
 
     def before_test(self, runner):
-        from mmvit.deploy import switch_to_deploy, to_graph_mode
+        from mmvit.deploy import switch_to_deploy
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
-        (to_graph_mode if self.graph else switch_to_deploy)(model)
+        switch_to_deploy(model)
 
 
 @HOOKS.register_module()

@@ -11,11 +11,47 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmvit.deploy import ModuleRules, swap_class
-from mmvit.deploy import efficientvit as deployed_efficientvit
 from mmvit.models.backbones.cmt import (PadToMultiple,
                                         ResizableRelativePositionBias)
 from mmvit.models.backbones.efficientvit import LocalWindowAttention
+
+
+class ModuleRules:
+    """``rule(module) -> module`` by exact module type (subclasses are not
+    matched)."""
+
+    def __init__(self):
+        self._rules = {}
+
+    def register(self, *types):
+        """A decorator registering a rule for these types."""
+
+        def register(rule):
+            for cls in types:
+                self._rules[cls] = rule
+            return rule
+
+        return register
+
+    def apply_below(self, module):
+        """Replace, top-down and in place, every module below ``module``
+        by what its type's rule returns; the walk goes on inside each
+        result."""
+        for name, child in list(module.named_children()):
+            rule = self._rules.get(type(child))
+            new = child if rule is None else rule(child)
+            if new is not child:
+                setattr(module, name, new)
+            self.apply_below(new)
+
+
+def swap_class(module, cls):
+    """A module of class ``cls`` holding ``module``'s parameters, buffers,
+    children and attributes (a subclass that only changes the forward)."""
+    new = cls.__new__(cls)
+    new.__dict__.update(module.__dict__)
+    return new
+
 
 _RULES = ModuleRules()
 export_rule = _RULES.register
@@ -80,28 +116,6 @@ class PaddedWindowAttention(nn.Module):
         index = (dy * win + dx).reshape(win * win, win * win)
         self.register_buffer('index', index, persistent=False)
 
-    def _attend(self, x, valid):
-        """CGA over ``(N, C, win, win)`` windows; ``valid`` marks the real
-        tokens of the window."""
-        attn = self.attn
-        batch, _, height, width = x.shape
-        bias = attn.attention_biases[:, self.index].masked_fill(
-            ~valid.flatten(), float('-inf'))
-        chunks = x.chunk(attn.num_heads, dim=1)
-        outs, feat = [], chunks[0]
-        for i, (qkv, dw) in enumerate(zip(attn.qkvs, attn.dws)):
-            if i > 0:
-                feat = feat + chunks[i]
-            q, k, v = qkv(feat).view(batch, -1, height, width).split(
-                [attn.key_dim, attn.key_dim, attn.value_dim], dim=1)
-            q = dw(q * valid.to(q.dtype)).flatten(2)
-            k, v = k.flatten(2), v.flatten(2)
-            logits = (q.transpose(-2, -1) @ k) * attn.scale + bias[i]
-            feat = (v @ logits.softmax(dim=-1).transpose(-2, -1)).view(
-                batch, attn.value_dim, height, width)
-            outs.append(feat)
-        return attn.proj(torch.relu(torch.cat(outs, 1)))
-
     def forward(self, x):
         batch, channels, height, width = x.shape
         win = self.window_size
@@ -116,37 +130,18 @@ class PaddedWindowAttention(nn.Module):
         large = (limit < height) | (limit < width)
         valid = ((grid < height) | large)[:, None] & \
             ((grid < width) | large)[None, :]
-        x = self._attend(x, valid)
+        bias = self.attn.attention_biases[:, self.index].masked_fill(
+            ~valid.flatten(), float('-inf'))
+        x = self.attn(x, bias, valid.to(x.dtype))
         x = x.reshape(batch, rows, cols, channels, win, win).permute(
             0, 3, 1, 4, 2, 5).contiguous().reshape(batch, channels,
                                                    rows * win, cols * win)
         return x[:, :, :height, :width]
 
 
-@export_rule(LocalWindowAttention,
-             deployed_efficientvit.DeployedLocalWindowAttention)
+@export_rule(LocalWindowAttention)
 def _window(module):
     return PaddedWindowAttention(module)
-
-
-# deployed EfficientViT layers go back to their NCHW forwards (the same
-# folded parameters): channels-last tokens serve the CPU kernels, while
-# exporters handle the plain layout faster and runtimes pick their own
-_NCHW = {cls: cls.__mro__[1] for cls in (
-    deployed_efficientvit.DeployedFFN,
-    deployed_efficientvit.DeployedSqueezeExcite,
-    deployed_efficientvit.DeployedCascadedGroupAttention,
-    deployed_efficientvit.DeployedEfficientViTBlock,
-    deployed_efficientvit.DeployedCGABlock,
-    deployed_efficientvit.DeployedConvFFN,
-    deployed_efficientvit.DeployedPatchMerging,
-    deployed_efficientvit.DeployedEfficientViTStage)}
-_NCHW[deployed_efficientvit.DeployedStem] = nn.Sequential
-
-
-@export_rule(*_NCHW)
-def _nchw(module):
-    return swap_class(module, _NCHW[type(module)])
 
 
 def _bin_weights(size, bins, like):
@@ -187,6 +182,7 @@ def _adaptive_pool(module):
     return swap_class(module, MatrixAdaptiveAvgPool2d)
 
 
-__all__ = ['prepare_for_export', 'export_rule', 'PadForPatches',
+__all__ = ['prepare_for_export', 'export_rule', 'swap_class',
+           'PadForPatches',
            'AlwaysResizedPositionBias', 'PaddedWindowAttention',
            'MatrixAdaptiveAvgPool2d']

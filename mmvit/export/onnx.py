@@ -282,6 +282,27 @@ def export(model, example, path, dynamic=True, exporter='torchscript',
     return output_names
 
 
+def onnx_runtime_module(model, path, example, threads=None, dynamic=True):
+    """``model`` exported to ``path`` (:func:`export`, traced on the
+    tensor ``example``) as a module that runs the graph in onnxruntime with
+    ``threads`` threads: images in, the graph's outputs out (a tensor, or a
+    tuple of them); for timing and comparing it beside PyTorch."""
+    import torch
+
+    from .predictor import onnx_session
+    export(model.eval(), example, path, dynamic=dynamic)
+    session = onnx_session(path, threads)
+
+    class OnnxRuntimeModule(torch.nn.Module):
+
+        def forward(self, x):
+            outs = [torch.from_numpy(o) for o in
+                    session.run(None, {'input': x.numpy()})]
+            return outs[0] if len(outs) == 1 else tuple(outs)
+
+    return OnnxRuntimeModule()
+
+
 def default_verify_shape(height, width):
     """A smaller, non-square size that is no multiple of 32."""
     return max(height * 3 // 4, 64) + 5, max(width * 5 // 8, 64) + 3
@@ -394,6 +415,20 @@ def export_end_to_end(model, shape, path, opset=None):
     export(wrapper, example, path, opset=opset, output_names=outputs,
            input_names=inputs, dynamic_axes=axes)
     return inputs, outputs
+
+
+def export_checkpoint(config, checkpoint, out, overlays=(), cfg_options=None,
+                      shape=(320, 320), opset=None):
+    """The whole model of ``config`` with ``checkpoint`` loaded, deployed
+    (:func:`mmvit.deploy.switch_to_deploy`) and exported to ``out`` with
+    dynamic sizes (traced at ``shape``); returns (config, deployed
+    model)."""
+    from mmvit.deploy import switch_to_deploy
+    cfg, model = build_config_model(config, checkpoint, overlays,
+                                    cfg_options)
+    switch_to_deploy(model)
+    export_end_to_end(model, shape, out, opset)
+    return cfg, model
 
 
 def synthetic_images(folder, sizes, seed=0):

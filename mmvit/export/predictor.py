@@ -9,10 +9,14 @@ config's ``mask_thr_binary``) and mmseg's resize of the logits to the
 original image and arg-max. It returns mmdet's ``DetDataSample`` /
 mmseg's ``SegDataSample``, like the PyTorch model's ``test_step``.
 """
+import copy
 import importlib
 
 import numpy as np
 import torch
+from mmengine.model import BaseModel
+
+from mmvit.registry import MODELS
 
 
 def onnx_session(path, threads=None):
@@ -28,51 +32,87 @@ def onnx_session(path, threads=None):
                                 providers=['CPUExecutionProvider'])
 
 
-class OnnxPredictor:
+@MODELS.register_module()
+class OnnxPredictor(BaseModel):
     """The whole model of ``cfg`` exported to ``onnx_file``, run in
-    onnxruntime.
+    onnxruntime: an mmengine model whose ``test_step`` gives the data
+    samples the PyTorch model gives, so ``tools/test.py --backend
+    onnxruntime`` evaluates it with the config's own loop and metrics.
 
     Args:
-        cfg (Config): the model's config (its ``default_scope``, test
-            pipeline, data preprocessor and ``test_cfg``).
+        cfg (Config | dict): the model's config (its ``default_scope``,
+            test pipeline, data preprocessor and ``test_cfg``).
         onnx_file (str): the graph written by ``tools/deployment/
             pytorch2onnx.py CONFIG``.
         threads (int, optional): onnxruntime's intra-op threads.
     """
 
     def __init__(self, cfg, onnx_file, threads=None):
-        from mmcv.transforms import Compose
         from mmengine.registry import DefaultScope
         self.scope = cfg.get('default_scope', 'mmdet')
         if self.scope not in ('mmdet', 'mmseg'):
             raise ValueError(f'default_scope={self.scope!r}: whole-model '
                              'graphs exist for mmdet and mmseg models')
-        models = importlib.import_module(f'{self.scope}.registry').MODELS
-        steps = [t for t in cfg.test_dataloader.dataset.pipeline
-                 if 'LoadAnnotations' not in t['type']]
+        importlib.import_module(f'{self.scope}.models')
         with DefaultScope.overwrite_default_scope(self.scope):
-            self.pipeline = Compose(steps)
-            self.preprocessor = models.build(cfg.model.data_preprocessor)
-        self.test_cfg = cfg.model.get('test_cfg') or {}
-        decode_head = cfg.model.get('decode_head') or {}
+            super().__init__(data_preprocessor=copy.deepcopy(
+                cfg['model']['data_preprocessor']))
+        self.cfg = cfg
+        self.test_cfg = cfg['model'].get('test_cfg') or {}
+        decode_head = cfg['model'].get('decode_head') or {}
         self.align_corners = decode_head.get('align_corners', False)
         self.session = onnx_session(onnx_file, threads)
         self.input_names = [i.name for i in self.session.get_inputs()]
+        self._pipeline = None
+
+    @classmethod
+    def model_config(cls, cfg, onnx_file):
+        """The ``model`` of ``cfg`` replaced by the predictor of
+        ``onnx_file`` (what ``tools/test.py --backend onnxruntime`` runs
+        the config's test loop with)."""
+        if cfg.get('default_scope', 'mmdet') not in ('mmdet', 'mmseg'):
+            raise ValueError(f'--backend onnxruntime: whole-model graphs '
+                             'exist for mmdet and mmseg configs, not '
+                             f'{cfg.get("default_scope")!r}')
+        return dict(type='mmvit.OnnxPredictor',
+                    cfg=cls.config_subset(cfg), onnx_file=onnx_file)
+
+    @staticmethod
+    def config_subset(cfg):
+        """The parts of ``cfg`` the predictor reads, as a plain dict."""
+        model = cfg['model']
+        keep = dict(data_preprocessor=model['data_preprocessor'],
+                    test_cfg=model.get('test_cfg'))
+        if 'decode_head' in model:
+            keep['decode_head'] = dict(
+                align_corners=model['decode_head'].get('align_corners',
+                                                       False))
+        pipeline = cfg['test_dataloader']['dataset']['pipeline']
+        return copy.deepcopy(dict(
+            default_scope=cfg.get('default_scope', 'mmdet'), model=keep,
+            test_dataloader=dict(dataset=dict(pipeline=pipeline))))
 
     def preprocess(self, image):
         """(inputs, data_samples) of one image file, as the model's
         ``test_step`` receives them after its data preprocessor."""
-        data = self.pipeline(dict(img_path=image, img_id=0))
-        data = self.preprocessor(dict(inputs=[data['inputs']],
-                                      data_samples=[data['data_samples']]),
-                                 False)
+        if self._pipeline is None:
+            from mmcv.transforms import Compose
+            from mmengine.registry import DefaultScope
+            steps = [t for t in self.cfg['test_dataloader']['dataset'][
+                'pipeline'] if 'LoadAnnotations' not in t['type']]
+            with DefaultScope.overwrite_default_scope(self.scope):
+                self._pipeline = Compose(copy.deepcopy(steps))
+        data = self._pipeline(dict(img_path=image, img_id=0))
+        data = self.data_preprocessor(dict(inputs=[data['inputs']],
+                                           data_samples=[data['data_samples']]),
+                                      False)
         return data['inputs'], data['data_samples']
 
-    def feeds(self, inputs, data_samples):
-        """The graph's inputs for a preprocessed batch."""
-        meta = data_samples[0].metainfo
+    def feeds(self, inputs, sample):
+        """The graph's inputs for one preprocessed image (1, 3, H, W)."""
+        meta = sample.metainfo
         values = dict(
-            input=inputs.numpy(),
+            input=inputs.cpu().numpy(),
             img_shape=np.array(meta.get('img_shape', inputs.shape[2:])[:2],
                                dtype=np.float32),
             scale_factor=np.array(meta.get('scale_factor', (1.0, 1.0)),
@@ -80,16 +120,31 @@ class OnnxPredictor:
         return {name: values[name] for name in self.input_names}
 
     def run(self, inputs, data_samples):
-        """Data samples with predictions for a preprocessed batch."""
-        outputs = self.session.run(None, self.feeds(inputs, data_samples))
-        if self.scope == 'mmdet':
-            return [self._detections(outputs, data_samples[0])]
-        return self._segmentations(torch.from_numpy(outputs[0]),
-                                   data_samples)
+        """Data samples with predictions for a preprocessed batch (one
+        graph run per image)."""
+        out = []
+        for i, sample in enumerate(data_samples):
+            outputs = self.session.run(None, self.feeds(inputs[i:i + 1],
+                                                        sample))
+            if self.scope == 'mmdet':
+                out.append(self._detections(outputs, sample))
+            else:
+                out += self._segmentations(torch.from_numpy(outputs[0]),
+                                           [sample])
+        return out
 
-    def __call__(self, image):
-        """The data sample with the predictions for one image file."""
-        return self.run(*self.preprocess(image))[0]
+    def forward(self, inputs, data_samples=None, mode='predict'):
+        if mode != 'predict':
+            raise RuntimeError(f'{type(self).__name__} only predicts '
+                               f"(mode='predict'), got mode={mode!r}")
+        return self.run(inputs, data_samples)
+
+    def __call__(self, *args, **kwargs):
+        """On an image file: the data sample with its predictions; else
+        the module call (``forward``)."""
+        if len(args) == 1 and isinstance(args[0], str) and not kwargs:
+            return self.run(*self.preprocess(args[0]))[0]
+        return super().__call__(*args, **kwargs)
 
     def _detections(self, outputs, sample):
         from mmdet.models.roi_heads.mask_heads.fcn_mask_head import \
@@ -103,7 +158,7 @@ class OnnxPredictor:
         if len(outputs) > 2:
             height, width = sample.metainfo['ori_shape'][:2]
             masks = torch.from_numpy(outputs[2])
-            threshold = self.test_cfg.rcnn.mask_thr_binary
+            threshold = self.test_cfg['rcnn']['mask_thr_binary']
             pasted = torch.zeros(len(masks), height, width, dtype=torch.bool)
             for i in range(len(masks)):  # as mmdet on CPU: box by box
                 chunk, where = _do_paste_mask(masks[i:i + 1, None],

@@ -30,8 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmvit.deploy import swap_class
-from .layers import export_rule
+from .layers import export_rule, swap_class
 
 
 # -- operations that trace into dynamic graphs --------------------------------

@@ -51,8 +51,8 @@ def train_and_evaluate(names, coco_root, work_dir, epochs=30, imgsz=128,
 def inference_models(name, deploy_cga=True):
     """{label: eval module} of model ``name`` as ultralytics predicts with
     it (Conv+BN fused), and for the CGA models also with the blocks
-    deployed by :func:`mmvit.deploy.switch_to_deploy` (folded BatchNorms,
-    channels-last kernels)."""
+    deployed by :func:`mmvit.deploy.switch_to_deploy` (folded
+    BatchNorms)."""
     from mmvit.deploy import switch_to_deploy
     torch.manual_seed(0)
     model = build_model(name).model.fuse(verbose=False).eval()

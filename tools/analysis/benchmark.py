@@ -68,11 +68,11 @@ def parse_args(argv=None):
     deploy.add_argument('--compare-deploy', action='store_true',
                         help='time the eval and the deployed model, '
                         'interleaved, with a speed-up column')
-    parser.add_argument('--compare-graph', action='store_true',
-                        help='also time graph mode '
-                        '(mmvit.deploy.to_graph_mode), interleaved, with a '
-                        'speed-up column (outputs checked equal within '
-                        '1e-4 first)')
+    parser.add_argument('--compare-onnxruntime', action='store_true',
+                        help='also time the deployed model exported to ONNX '
+                        '(dynamic sizes) in onnxruntime, interleaved, with a '
+                        'speed-up column (outputs checked within 1e-4 '
+                        'first)')
     parser.add_argument('--compare-compile', action='store_true',
                         help='time the eval model and torch.compile of it, '
                         'interleaved, with a speed-up column (outputs '

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """mmvit's classifiers against the official code and timm, interleaved in
-one process: eval latency (plain and deployed) or training steps.
+one process: eval latency (eager, deployed, onnxruntime) or training steps.
 
     git clone https://github.com/Tianfang-Zhang/CAS-ViT peers/CAS-ViT
     git clone https://github.com/huawei-noah/Efficient-AI-Backbones \\
@@ -15,6 +15,8 @@ one process: eval latency (plain and deployed) or training steps.
 Size 0 is each variant's classification resolution (CMT: 160, 192, 224,
 256; the others 224). The official repositories are not part of mmvit;
 their model files are imported from the clones (they need timm and einops).
+onnxruntime runs the official model exported at each size and mmvit's
+deployed model exported with dynamic sizes (its shipped CPU route).
 """
 import argparse
 import os.path as osp
@@ -48,7 +50,14 @@ def parse_args(argv=None):
                         default=['eager', 'channels_last+fused_adamw'],
                         help="mmvit's training settings (see "
                         'tools/analysis/train_benchmark.py)')
-    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--threads', type=int, nargs='+', default=[1, 2],
+                        help='CPU threads of torch and onnxruntime; the '
+                        'inference table has a row for each (training: '
+                        'the first)')
+    parser.add_argument('--compile', action='store_true',
+                        help='inference: also time the official model '
+                        'under torch.compile (minutes of compilation per '
+                        'variant and size)')
     parser.add_argument('--repeat', type=int, default=5)
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--no-memory', action='store_true',
@@ -60,8 +69,10 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if not osp.isdir(args.official_root):
         parser.error(f'--official-root {args.official_root}: no such folder')
-    if args.batch < 1 or args.repeat < 1 or args.warmup < 1:
-        parser.error('--batch, --repeat and --warmup must be >= 1')
+    if args.batch < 1 or args.repeat < 1 or args.warmup < 1 or \
+            min(args.threads) < 1:
+        parser.error('--batch, --repeat, --warmup and --threads must be '
+                     '>= 1')
     if any(s < 0 for s in args.sizes):
         parser.error('--sizes must be >= 0')
     return args

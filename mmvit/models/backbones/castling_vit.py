@@ -36,8 +36,8 @@ from mmcv.cnn.bricks.transformer import PatchEmbed
 from torch import nn
 
 from mmvit.registry import MODELS
-from ..layers import (drop_path_rates, project_part, project_parts,
-                      row_bands, run_blocks, transformer_init_cfg)
+from ..utils.fold import fold_layer_norm_into_linear
+from ..layers import drop_path_rates, run_blocks, transformer_init_cfg
 from ..utils import MMViTBackbone, normalize_out_indices, parse_arch
 
 RES_CONVS = ('spatial', 'token1d')
@@ -133,57 +133,19 @@ class LinearAngularAttention(nn.Module):
 
     def forward(self, x, hw_shape):
         batch, length, channels = x.shape
-        height, width = hw_shape
-        if height * width != length:
+        if hw_shape[0] * hw_shape[1] != length:
             raise ValueError(f'LinearAngularAttention: hw_shape {hw_shape} '
                              f'does not hold {length} tokens')
-        # a large map in bands of rows (:func:`row_bands`; a band makes
-        # about four tensors of its size: q, k, the output, the residual),
-        # except while the auxiliary branch, whose softmax reads all keys
-        # at once, runs
-        aux = self.uses_aux_branch()
-        bands = [(0, height)] if aux else row_bands(
-            batch, channels, height, width, x.element_size(), temporaries=4)
-        if len(bands) == 1:
-            q, k, v = (self._heads(t)
-                       for t in project_parts(self.qkv, x, 3, dim=-1))
-        else:
-            q = k = None  # projected band by band
-            v = self._heads(project_part(self.qkv, x, 2, 3))
-        # pass 1: the (B, heads, dims, dims) summary k_hat^T v of all tokens
-        context = 0
-        for start, stop in bands:
-            tokens = slice(start * width, stop * width)
-            k_band = k if k is not None else self._heads(
-                project_part(self.qkv, x[:, tokens], 1, 3))
-            k_hat = k_band * inverse_norm(k_band)
-            context = context + k_hat.transpose(-2, -1) @ v[:, :, tokens]
-        # pass 2, per band: twice (0.5 v + q_hat (k_hat^T v) / pi) (the L2
-        # normalisation below removes the factor; q's norm scales the
-        # product's rows), plus the depthwise residual of v read with the
-        # rows its kernel needs around the band
-        halo = self._halo_rows(width)
-        outs = []
-        for start, stop in bands:
-            tokens = slice(start * width, stop * width)
-            q_band = q if q is not None else self._heads(
-                project_part(self.qkv, x[:, tokens], 0, 3))
-            out = self._add_scaled(
-                v[:, :, tokens], q_band @ context,
-                (2 / math.pi) * inverse_norm(q_band))
-            if aux:
-                out = out + 2 * self.aux_factor * self._aux_attention(
-                    q_band, k, v)
-            low, high = max(start - halo, 0), min(stop + halo, height)
-            residual = depthwise_residual(
-                self.dconv, self.res_conv,
-                v[:, :, low * width:high * width], (high - low, width))
-            residual = residual[:, :, (start - low) * width:
-                                (stop - low) * width]
-            out = self._add_scaled(residual, out, inverse_norm(out))
-            outs.append(self.proj(out.transpose(1, 2).reshape(
-                batch, (stop - start) * width, channels)))
-        return outs[0] if len(outs) == 1 else torch.cat(outs, 1)
+        q, k, v = (self._heads(t) for t in self.qkv(x).chunk(3, dim=-1))
+        q_hat, k_hat = q * inverse_norm(q), k * inverse_norm(k)
+        out = 0.5 * v + (1 / math.pi) * (q_hat @ (k_hat.transpose(-2, -1)
+                                                  @ v))
+        if self.uses_aux_branch():
+            out = out + self.aux_factor * self._aux_attention(q, k, v)
+        out = out * inverse_norm(out) + depthwise_residual(
+            self.dconv, self.res_conv, v, hw_shape)
+        return self.proj(out.transpose(1, 2).reshape(batch, length,
+                                                     channels))
 
     def _heads(self, t):
         """(B, N, C) -> (B, heads, N, dims), a view."""
@@ -195,16 +157,6 @@ class LinearAngularAttention(nn.Module):
         ``aux_threshold``."""
         probs = ((q * self.scale) @ k.transpose(-2, -1)).softmax(dim=-1)
         return (probs * (probs > self.aux_threshold)) @ v
-
-    def _halo_rows(self, width):
-        """Rows above and below a band that its depthwise residual reads."""
-        reach = self.dconv.kernel_size[0] // 2
-        return reach if self.res_conv == 'spatial' else -(-reach // width)
-
-    @staticmethod
-    def _add_scaled(x, y, scale):
-        """x + y * scale in one pass (one output tensor)."""
-        return torch.addcmul(x, y, scale)
 
 
 def set_aux_factor(model, value):
@@ -222,16 +174,8 @@ def set_aux_factor(model, value):
 
 
 class MixFFN(nn.Module):
-    """PVTv2's feed-forward: Linear, depthwise 3x3 conv, GELU, Linear.
-
-    Works on tokens: the depthwise conv reads them as a channels-last map
-    (a view, no copy) and its output is read back the same way, so no layout
-    conversion moves the widest tensors of the network (mmdet's MixFFN runs
-    1x1 convolutions on NCHW maps and converts twice). A large map goes
-    through in bands of rows (:func:`~mmvit.models.layers.row_bands`), each
-    with one row above and below for the 3x3 convolution: the same result
-    without a hidden-width tensor of the whole map.
-    """
+    """PVTv2's feed-forward on tokens: fc2(GELU(dwconv3x3(fc1(x)))), the
+    depthwise conv on the tokens read as a (channels-last) map."""
 
     def __init__(self, dim, hidden):
         super().__init__()
@@ -242,35 +186,48 @@ class MixFFN(nn.Module):
 
     def forward(self, x, hw_shape):
         batch, length, _ = x.shape
-        height, width = hw_shape
-        fmap = x.view(batch, height, width, -1)
-        outs = []
-        for start, stop in row_bands(batch, self.fc1.out_features, height,
-                                     width, x.element_size()):
-            low, high = max(start - 1, 0), min(stop + 1, height)
-            y = self.fc1(fmap[:, low:high]).permute(0, 3, 1, 2)
-            y = self.act(self.dwconv(y)[:, :, start - low:stop - low])
-            outs.append(self.fc2(y.permute(0, 2, 3, 1)))
-        out = outs[0] if len(outs) == 1 else torch.cat(outs, 1)
-        return out.reshape(batch, length, -1)
+        fmap = self.fc1(x).view(batch, *hw_shape, -1).permute(0, 3, 1, 2)
+        y = self.act(self.dwconv(fmap)).permute(0, 2, 3, 1)
+        return self.fc2(y.reshape(batch, length, -1))
 
 
 class CastlingBlock(nn.Module):
-    """x + DropPath(attn(LN(x))); x + DropPath(MixFFN(LN(x)))."""
+    """x + DropPath(attn(LN(x))); x + DropPath(MixFFN(LN(x))).
+
+    Deployed (:meth:`switch_to_deploy`, or ``deploy=True``) the norms'
+    affines are folded into the attention's ``qkv`` and the MixFFN's
+    ``fc1`` and the auxiliary softmax branch is gone.
+    """
 
     def __init__(self, dim, num_heads, mlp_ratio, drop_path=0.,
-                 res_conv='spatial', aux_softmax=True):
+                 res_conv='spatial', aux_softmax=True, deploy=False):
         super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = LinearAngularAttention(dim, num_heads, res_conv=res_conv,
-                                           aux_softmax=aux_softmax)
+        self.deploy = deploy
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6,
+                                  elementwise_affine=not deploy)
+        self.attn = LinearAngularAttention(
+            dim, num_heads, qkv_bias=deploy, res_conv=res_conv,
+            aux_softmax=aux_softmax and not deploy)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
-        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6,
+                                  elementwise_affine=not deploy)
         self.ffn = MixFFN(dim, int(dim * mlp_ratio))
 
     def forward(self, x, hw_shape):
         x = x + self.drop_path(self.attn(self.norm1(x), hw_shape))
         return x + self.drop_path(self.ffn(self.norm2(x), hw_shape))
+
+    def switch_to_deploy(self):
+        """Fold the norms' affines forward; drop the auxiliary branch."""
+        if self.deploy:
+            return
+        self.norm1, self.attn.qkv = fold_layer_norm_into_linear(
+            self.norm1, self.attn.qkv)
+        self.norm2, self.ffn.fc1 = fold_layer_norm_into_linear(
+            self.norm2, self.ffn.fc1)
+        self.attn.aux_softmax = False
+        self.attn.aux_factor = 0.
+        self.deploy = True
 
 
 class CastlingStage(nn.Module):
@@ -278,7 +235,7 @@ class CastlingStage(nn.Module):
     with_cp = False  # set by the backbone's ``with_cp``
 
     def __init__(self, in_channels, dim, depth, num_heads, mlp_ratio, dpr,
-                 first, res_conv, aux_softmax):
+                 first, res_conv, aux_softmax, deploy=False):
         super().__init__()
         kernel, stride = (7, 4) if first else (3, 2)
         self.patch_embed = PatchEmbed(
@@ -286,7 +243,7 @@ class CastlingStage(nn.Module):
             padding=kernel // 2, norm_cfg=dict(type='LN', eps=1e-6))
         self.blocks = nn.ModuleList([
             CastlingBlock(dim, num_heads, mlp_ratio, dpr[j], res_conv,
-                          aux_softmax) for j in range(depth)
+                          aux_softmax, deploy) for j in range(depth)
         ])
         self.norm = nn.LayerNorm(dim, eps=1e-6)
 
@@ -375,7 +332,8 @@ class CastlingViT(MMViTBackbone):
             CastlingStage(in_channels if i == 0 else channels[i - 1],
                           channels[i], depths[i], settings['num_heads'][i],
                           settings['mlp_ratios'][i], dprs[i], i == 0,
-                          res_conv, i in aux_stages) for i in range(num_stages)
+                          res_conv, i in aux_stages, deploy)
+            for i in range(num_stages)
         ])
         self._finish_init()
 

@@ -22,10 +22,9 @@ input size it is resized to the actual grids by separable bicubic
 interpolation: first over the query grid, then over the key grid (the
 tensor product of two 2-D bicubic resizes is the 4-D bicubic resize). At the
 training resolution the stored tensor is used as it is, with no
-interpolation. The resize happens once per stage and forward, and every block
-of the stage uses the result; outside training (or when the table is frozen)
-the result is also kept for the next forwards of the same shape, until the
-table changes (the cache holds the two most recent shapes).
+interpolation. The resize happens once per stage and forward, and every block of the
+stage uses the result; nothing derived from the table is kept between
+forwards, so it can never go stale.
 
 Sizes that are not multiples of the strides: a patch embedding pads its
 input on the right and bottom to an even size, and the key/value reduction
@@ -42,11 +41,13 @@ import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import DropPath
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmvit.converters.cmt import convert_backbone
 from mmvit.registry import MODELS
-from ..layers import (ConvNormAct, DerivedTensorCache, drop_path_rates,
-                      float32_on_cpu, run_blocks, transformer_init_cfg)
+from ..utils.fold import fold_norm_into_conv, foldable_norm
+from ..layers import (ConvNormAct, drop_path_rates, run_blocks,
+                      transformer_init_cfg)
 from ..utils import MMViTBackbone, parse_arch
 
 _GELU = dict(type='GELU')
@@ -66,13 +67,6 @@ class PadToMultiple(nn.Module):
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h))
         return x
-
-
-def _use_sdpa(q):
-    """Whether to use the fused attention kernel for ``q``: off CPU only
-    (on CPU, ``scaled_dot_product_attention`` with an additive bias runs an
-    unfused reference kernel)."""
-    return q.device.type != 'cpu'
 
 
 def tokens_to_map(x, size):
@@ -97,7 +91,6 @@ class ResizableRelativePositionBias(nn.Module):
         self.q_size, self.k_size = tuple(q_size), tuple(k_size)
         self.table = nn.Parameter(
             torch.randn(num_heads, math.prod(q_size), math.prod(k_size)))
-        self._cache = DerivedTensorCache(capacity=2)
 
     def resize(self, q_size, k_size, always=False):
         """The table interpolated (bicubic) to the given grids, over the
@@ -121,10 +114,7 @@ class ResizableRelativePositionBias(nn.Module):
         q_size, k_size = tuple(q_size), tuple(k_size)
         if q_size == self.q_size and k_size == self.k_size:
             return self.table
-        if self.training:
-            return self.resize(q_size, k_size)
-        return self._cache.get(self.table, (q_size, k_size),
-                               lambda: self.resize(q_size, k_size))
+        return self.resize(q_size, k_size)
 
     def extra_repr(self):
         return (f'num_heads={self.num_heads}, q_size={self.q_size}, '
@@ -135,7 +125,7 @@ class LightweightAttention(nn.Module):
     """LMHSA: softmax(q k^T / sqrt(d) + B) v over a ``sr``-reduced key map."""
 
     def __init__(self, dim, num_heads, sr_ratio, qkv_bias=True,
-                 norm_cfg=dict(type='BN'), fused_attn=True):
+                 norm_cfg=dict(type='BN'), fused_attn=True, deploy=False):
         super().__init__()
         if dim % num_heads:
             raise ValueError(f'CMT: channels {dim} are not divisible by '
@@ -149,7 +139,7 @@ class LightweightAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.sr = ConvNormAct(
             dim, dim, sr_ratio, stride=sr_ratio, groups=dim, bias=True,
-            norm_cfg=norm_cfg) if sr_ratio > 1 else None
+            norm_cfg=norm_cfg, deploy=deploy) if sr_ratio > 1 else None
         self.pad = PadToMultiple(sr_ratio) if sr_ratio > 1 else None
 
     def key_size(self, size):
@@ -168,50 +158,69 @@ class LightweightAttention(nn.Module):
         kv = x
         if self.sr is not None:
             kv = self.pad(tokens_to_map(x, size))
-            kv = float32_on_cpu(self.sr, kv).reshape(batch, channels, -1)
+            kv = self.sr(kv).reshape(batch, channels, -1)
             kv = kv.permute(0, 2, 1)
         k, v = self._heads(self.k(kv)), self._heads(self.v(kv))
-        if self.fused_attn and _use_sdpa(q):
+        if self.fused_attn:
             out = F.scaled_dot_product_attention(q, k, v,
                                                  attn_mask=bias.to(q.dtype))
         else:  # the official order of operations, bit for bit
-            attn = q @ k.transpose(-2, -1)
-            attn = attn.mul_(q.shape[-1]**-0.5).add_(bias)
+            attn = (q @ k.transpose(-2, -1)) * q.shape[-1]**-0.5 + bias
             out = attn.softmax(dim=-1) @ v
         return self.proj(out.transpose(1, 2).reshape(batch, length, channels))
 
 
 class IRFFN(nn.Module):
-    """conv1x1-GELU-BN; ``x + dwconv3x3(x)``-GELU-BN; conv1x1-BN."""
+    """conv1x1-GELU-BN; ``x + dwconv3x3(x)``-GELU-BN; conv1x1-BN.
 
-    def __init__(self, dim, hidden, norm_cfg=dict(type='BN')):
+    Deployed (:meth:`switch_to_deploy`, or ``deploy=True``) the last two
+    BatchNorms are folded into the last 1x1 convolution.
+    """
+
+    def __init__(self, dim, hidden, norm_cfg=dict(type='BN'), deploy=False):
         super().__init__()
         self.expand = ConvNormAct(dim, hidden, 1, norm_cfg=norm_cfg,
                                   act_cfg=_GELU, act_first=True)
         self.dw = nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden)
         self.dw_act = nn.GELU()
         self.dw_bn = build_norm_layer(norm_cfg, hidden)[1]
-        self.project = ConvNormAct(hidden, dim, 1, norm_cfg=norm_cfg)
+        self.deploy = deploy and isinstance(self.dw_bn, _BatchNorm)
+        if self.deploy:
+            self.dw_bn = nn.Identity()
+        self.project = ConvNormAct(hidden, dim, 1, norm_cfg=norm_cfg,
+                                   deploy=deploy)
 
     def forward(self, x, size):
         x = self.expand(tokens_to_map(x, size))
         x = self.dw_bn(self.dw_act(self.dw(x) + x))
         return self.project(x).flatten(2).permute(0, 2, 1)
 
+    def switch_to_deploy(self):
+        """Fold ``dw_bn`` into the projection (exact: a 1x1 convolution
+        without padding)."""
+        if self.deploy or not foldable_norm(self.dw_bn):
+            return
+        self.project.switch_to_deploy()
+        self.project.conv = fold_norm_into_conv(self.dw_bn,
+                                                self.project.conv)
+        self.dw_bn = nn.Identity()
+        self.deploy = True
+
 
 class CMTBlock(nn.Module):
     """LPU, then pre-norm LMHSA and IRFFN residual branches, on tokens."""
 
     def __init__(self, dim, num_heads, sr_ratio, mlp_ratio, drop_path=0.,
-                 norm_cfg=dict(type='BN'), fused_attn=True):
+                 norm_cfg=dict(type='BN'), fused_attn=True, deploy=False):
         super().__init__()
         self.lpu = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
         self.attn = LightweightAttention(dim, num_heads, sr_ratio,
                                          norm_cfg=norm_cfg,
-                                         fused_attn=fused_attn)
+                                         fused_attn=fused_attn,
+                                         deploy=deploy)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.ffn = IRFFN(dim, int(dim * mlp_ratio), norm_cfg)
+        self.ffn = IRFFN(dim, int(dim * mlp_ratio), norm_cfg, deploy)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x, size, bias):
@@ -241,7 +250,8 @@ class CMTStage(nn.Module):
     with_cp = False  # set by the backbone's ``with_cp``
 
     def __init__(self, in_channels, channels, depth, num_heads, sr_ratio,
-                 mlp_ratio, train_grid, dpr, norm_cfg, fused_attn=True):
+                 mlp_ratio, train_grid, dpr, norm_cfg, fused_attn=True,
+                 deploy=False):
         super().__init__()
         self.patch_embed = PatchEmbed(in_channels, channels)
         key_grid = (train_grid // sr_ratio, ) * 2
@@ -249,7 +259,7 @@ class CMTStage(nn.Module):
             num_heads, (train_grid, ) * 2, key_grid)
         self.blocks = nn.ModuleList([
             CMTBlock(channels, num_heads, sr_ratio, mlp_ratio, dpr[j],
-                     norm_cfg, fused_attn) for j in range(depth)
+                     norm_cfg, fused_attn, deploy) for j in range(depth)
         ])
 
     def forward(self, x):
@@ -278,10 +288,9 @@ class CMT(MMViTBackbone):
             ``rate * j / (N - 1)``.
         norm_cfg (dict): the BatchNorm of the stem, IRFFNs and key/value
             reductions. Defaults to BN.
-        fused_attn (bool): use ``F.scaled_dot_product_attention`` on GPU
-            (less memory; another float rounding). On CPU, and with
-            ``False``, the attention is computed in the official order of
-            operations.
+        fused_attn (bool): use ``F.scaled_dot_product_attention`` (less
+            memory; another float rounding). With ``False`` the attention
+            is computed in the official order of operations.
         out_norms (bool): pass each output through its own LayerNorm
             (``norm{i}``, for dense prediction). The official classifier
             has none (its head starts with a 1x1 convolution), so the
@@ -352,7 +361,8 @@ class CMT(MMViTBackbone):
             CMTStage(stem if i == 0 else channels[i - 1], channels[i],
                      depths[i], settings['num_heads'][i],
                      settings['sr_ratios'][i], settings['mlp_ratio'],
-                     train_size // 2**(i + 2), dprs[i], norm_cfg, fused_attn)
+                     train_size // 2**(i + 2), dprs[i], norm_cfg, fused_attn,
+                     deploy)
             for i in range(num_stages)
         ])
         self.out_norms = out_norms

@@ -17,37 +17,38 @@ their own size. Official checkpoints load through ``init_cfg=dict(type=
 'Pretrained', checkpoint=...)`` (key map and bias-table fitting:
 :mod:`mmvit.converters.efficientvit`).
 """
-import itertools
-
 import torch
 from mmcv.cnn.bricks import DropPath
 from torch import nn
 
 from mmvit.converters.efficientvit import convert_backbone
 from mmvit.registry import MODELS
-from ..layers import (ConvNormAct, DerivedTensorCache, drop_path_rates,
-                      float32_on_cpu, run_blocks)
+from ..layers import ConvNormAct, drop_path_rates, run_blocks
 from ..utils import MMViTBackbone, parse_arch
 
 
 def conv_bn(in_channels, out_channels, kernel_size=1, stride=1, groups=1,
-            bn_weight_init=1.):
-    """Conv (no bias) + BN, the BN weight starting at ``bn_weight_init``."""
+            bn_weight_init=1., deploy=False):
+    """Conv (no bias) + BN, the BN weight starting at ``bn_weight_init``;
+    deployed, one conv with a bias."""
     layer = ConvNormAct(in_channels, out_channels, kernel_size, stride,
-                        kernel_size // 2, groups=groups, bias=False)
-    nn.init.constant_(layer.bn.weight, bn_weight_init)
-    nn.init.constant_(layer.bn.bias, 0)
+                        kernel_size // 2, groups=groups, bias=False,
+                        deploy=deploy)
+    if not deploy:
+        nn.init.constant_(layer.bn.weight, bn_weight_init)
+        nn.init.constant_(layer.bn.bias, 0)
     return layer
 
 
 class FFN(nn.Module):
     """1x1 conv-BN (C -> 2C), ReLU, 1x1 conv-BN (2C -> C, BN weight 0)."""
 
-    def __init__(self, channels, hidden):
+    def __init__(self, channels, hidden, deploy=False):
         super().__init__()
-        self.pw1 = conv_bn(channels, hidden)
+        self.pw1 = conv_bn(channels, hidden, deploy=deploy)
         self.act = nn.ReLU()
-        self.pw2 = conv_bn(hidden, channels, bn_weight_init=0.)
+        self.pw2 = conv_bn(hidden, channels, bn_weight_init=0.,
+                           deploy=deploy)
 
     def forward(self, x):
         return self.pw2(self.act(self.pw1(x)))
@@ -79,10 +80,11 @@ class CascadedGroupAttention(nn.Module):
         key_dim (int): query/key channels per head.
         window_size (int): the largest map attended as a whole; the bias
             table holds its ``window_size**2`` offsets.
+        deploy (bool): build the folded conv layers.
     """
 
     def __init__(self, channels, num_heads, kernels, key_dim=16,
-                 window_size=7):
+                 window_size=7, deploy=False):
         super().__init__()
         if channels % num_heads:
             raise ValueError(f'EfficientViT: channels {channels} are not '
@@ -96,49 +98,39 @@ class CascadedGroupAttention(nn.Module):
         self.scale = key_dim**-0.5
         self.window_size = window_size
         self.qkvs = nn.ModuleList([
-            conv_bn(channels // num_heads, 2 * key_dim + self.value_dim)
-            for _ in range(num_heads)
+            conv_bn(channels // num_heads, 2 * key_dim + self.value_dim,
+                    deploy=deploy) for _ in range(num_heads)
         ])
         self.dws = nn.ModuleList([
-            conv_bn(key_dim, key_dim, kernels[i], groups=key_dim)
-            for i in range(num_heads)
+            conv_bn(key_dim, key_dim, kernels[i], groups=key_dim,
+                    deploy=deploy) for i in range(num_heads)
         ])
         self.proj = conv_bn(self.value_dim * num_heads, channels,
-                            bn_weight_init=0.)
+                            bn_weight_init=0., deploy=deploy)
         self.attention_biases = nn.Parameter(
             torch.zeros(num_heads, window_size * window_size))
-        self._bias_cache = DerivedTensorCache(capacity=4)
-        self._index_cache = {}
 
     def offset_index(self, size):
-        """(N, N) index of |dy| * window + |dx| for an H x W grid; built
-        once per grid size and device (it depends on nothing learned)."""
-        device = self.attention_biases.device
-        key = (tuple(size), device)
-        index = self._index_cache.get(key)
-        if index is None:
-            points = torch.tensor(list(itertools.product(range(size[0]),
-                                                         range(size[1]))),
-                                  device=device)
-            offsets = (points[:, None, :] - points[None, :, :]).abs()
-            index = offsets[..., 0] * self.window_size + offsets[..., 1]
-            self._index_cache[key] = index
-        return index
+        """(N, N) index of |dy| * window + |dx| for an H x W grid."""
+        grid = torch.stack(torch.meshgrid(
+            torch.arange(size[0]), torch.arange(size[1]),
+            indexing='ij')).flatten(1).to(self.attention_biases.device)
+        offsets = (grid[:, :, None] - grid[:, None, :]).abs()
+        return offsets[0] * self.window_size + offsets[1]
 
     def bias(self, size):
-        """(heads, N, N) bias of an H x W map; cached outside training."""
-        size = tuple(size)
+        """(heads, N, N) bias of an H x W map, gathered from the table at
+        every call (cheap; nothing to go stale)."""
+        return self.attention_biases[:, self.offset_index(size)]
 
-        def gather():
-            return self.attention_biases[:, self.offset_index(size)]
-
-        if self.training:
-            return gather()
-        return self._bias_cache.get(self.attention_biases, size, gather)
-
-    def forward(self, x):
+    def forward(self, x, bias=None, query_mask=None):
+        """CGA over the map ``x`` (B, C, H, W) with the logit ``bias``
+        (heads, N, N) (by default :meth:`bias` of its size); the query
+        conv reads ``q * query_mask`` where one is given (zero padding
+        that is not part of the map)."""
         batch, _, height, width = x.shape
-        bias = self.bias((height, width))
+        if bias is None:
+            bias = self.bias((height, width))
         chunks = x.chunk(self.num_heads, dim=1)
         outs = []
         feat = chunks[0]
@@ -147,6 +139,8 @@ class CascadedGroupAttention(nn.Module):
                 feat = feat + chunks[i]
             q, k, v = qkv(feat).view(batch, -1, height, width).split(
                 [self.key_dim, self.key_dim, self.value_dim], dim=1)
+            if query_mask is not None:
+                q = q * query_mask
             q, k, v = dw(q).flatten(2), k.flatten(2), v.flatten(2)
             attn = (q.transpose(-2, -1) @ k) * self.scale + bias[i]
             attn = attn.softmax(dim=-1)
@@ -184,11 +178,11 @@ class LocalWindowAttention(nn.Module):
     when it is no larger than a window."""
 
     def __init__(self, channels, num_heads, kernels, key_dim=16,
-                 window_size=7):
+                 window_size=7, deploy=False):
         super().__init__()
         self.window_size = window_size
         self.attn = CascadedGroupAttention(channels, num_heads, kernels,
-                                           key_dim, window_size)
+                                           key_dim, window_size, deploy)
 
     def forward(self, x):
         return attend_per_window(
@@ -201,16 +195,16 @@ class EfficientViTBlock(nn.Module):
     """x + dw0, x + ffn0, x + attention, x + dw1, x + ffn1."""
 
     def __init__(self, channels, num_heads, kernels, key_dim=16,
-                 window_size=7, drop_path=0.):
+                 window_size=7, drop_path=0., deploy=False):
         super().__init__()
         self.dw0 = conv_bn(channels, channels, 3, groups=channels,
-                           bn_weight_init=0.)
-        self.ffn0 = FFN(channels, 2 * channels)
+                           bn_weight_init=0., deploy=deploy)
+        self.ffn0 = FFN(channels, 2 * channels, deploy)
         self.mixer = LocalWindowAttention(channels, num_heads, kernels,
-                                          key_dim, window_size)
+                                          key_dim, window_size, deploy)
         self.dw1 = conv_bn(channels, channels, 3, groups=channels,
-                           bn_weight_init=0.)
-        self.ffn1 = FFN(channels, 2 * channels)
+                           bn_weight_init=0., deploy=deploy)
+        self.ffn1 = FFN(channels, 2 * channels, deploy)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x):
@@ -222,10 +216,11 @@ class EfficientViTBlock(nn.Module):
 class ConvFFN(nn.Module):
     """x + dwconv3x3-BN(x), then x + FFN(x): around a patch merging."""
 
-    def __init__(self, channels):
+    def __init__(self, channels, deploy=False):
         super().__init__()
-        self.dw = conv_bn(channels, channels, 3, groups=channels)
-        self.ffn = FFN(channels, 2 * channels)
+        self.dw = conv_bn(channels, channels, 3, groups=channels,
+                          deploy=deploy)
+        self.ffn = FFN(channels, 2 * channels, deploy)
 
     def forward(self, x):
         x = x + self.dw(x)
@@ -235,27 +230,28 @@ class ConvFFN(nn.Module):
 class PatchMerging(nn.Module):
     """1x1 (C -> 4C), ReLU, stride-2 dw3x3, ReLU, SE, 1x1 (4C -> C')."""
 
-    def __init__(self, in_channels, out_channels):
+    def __init__(self, in_channels, out_channels, deploy=False):
         super().__init__()
         hidden = 4 * in_channels
-        self.conv1 = conv_bn(in_channels, hidden)
-        self.conv2 = conv_bn(hidden, hidden, 3, stride=2, groups=hidden)
+        self.conv1 = conv_bn(in_channels, hidden, deploy=deploy)
+        self.conv2 = conv_bn(hidden, hidden, 3, stride=2, groups=hidden,
+                             deploy=deploy)
         self.se = SqueezeExcite(hidden, 0.25)
-        self.conv3 = conv_bn(hidden, out_channels)
+        self.conv3 = conv_bn(hidden, out_channels, deploy=deploy)
 
     def forward(self, x):
-        x = torch.relu(float32_on_cpu(self.conv2, torch.relu(self.conv1(x))))
+        x = torch.relu(self.conv2(torch.relu(self.conv1(x))))
         return self.conv3(self.se(x))
 
 
 class Downsample(nn.Sequential):
     """ConvFFN at the old width, patch merging, ConvFFN at the new width."""
 
-    def __init__(self, in_channels, out_channels):
+    def __init__(self, in_channels, out_channels, deploy=False):
         super().__init__()
-        self.pre = ConvFFN(in_channels)
-        self.merge = PatchMerging(in_channels, out_channels)
-        self.post = ConvFFN(out_channels)
+        self.pre = ConvFFN(in_channels, deploy)
+        self.merge = PatchMerging(in_channels, out_channels, deploy)
+        self.post = ConvFFN(out_channels, deploy)
 
 
 class EfficientViTStage(nn.Module):
@@ -263,13 +259,14 @@ class EfficientViTStage(nn.Module):
     with_cp = False  # set by the backbone's ``with_cp``
 
     def __init__(self, in_channels, channels, depth, num_heads, kernels,
-                 key_dim, window_size, dpr, downsample):
+                 key_dim, window_size, dpr, downsample, deploy=False):
         super().__init__()
-        self.downsample = Downsample(in_channels,
-                                     channels) if downsample else None
+        self.downsample = Downsample(in_channels, channels,
+                                     deploy) if downsample else None
         self.blocks = nn.Sequential(*[
             EfficientViTBlock(channels, num_heads, kernels, key_dim,
-                              window_size, dpr[j]) for j in range(depth)
+                              window_size, dpr[j], deploy)
+            for j in range(depth)
         ])
 
     def forward(self, x):
@@ -347,7 +344,8 @@ class EfficientViT(MMViTBackbone):
         widths = [in_channels] + [channels[0] // 2**k for k in (3, 2, 1, 0)]
         stem = []
         for i in range(4):
-            stem.append(conv_bn(widths[i], widths[i + 1], 3, stride=2))
+            stem.append(conv_bn(widths[i], widths[i + 1], 3, stride=2,
+                                deploy=deploy))
             if i < 3:
                 stem.append(nn.ReLU())
         self.stem = nn.Sequential(*stem)
@@ -355,7 +353,7 @@ class EfficientViT(MMViTBackbone):
         self.stages = nn.ModuleList([
             EfficientViTStage(channels[max(i - 1, 0)], channels[i], depths[i],
                               settings['num_heads'][i], settings['kernels'],
-                              key_dim, window_size, dprs[i], i > 0)
+                              key_dim, window_size, dprs[i], i > 0, deploy)
             for i in range(num_stages)
         ])
         self._finish_init()

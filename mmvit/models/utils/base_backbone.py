@@ -14,7 +14,6 @@ from mmengine.model import BaseModule
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmvit.registry import MODEL_PASSES
 from .arch import check_frozen_stages, normalize_out_indices
 from .checkpoint import load_pretrained
 
@@ -30,9 +29,9 @@ class MMViTBackbone(BaseModule):
         norm_eval (bool): keep every BatchNorm in eval mode while training.
         in_channels (int): channels of the input image.
         deploy (bool): build the inference structure of
-            :func:`mmvit.deploy.switch_to_deploy` directly (folded norms,
-            merged layers; eval mode only), e.g. to load a checkpoint saved
-            after deployment.
+            :func:`mmvit.deploy.switch_to_deploy` directly (folded norms;
+            eval mode only), e.g. to load a checkpoint saved after
+            deployment. The family passes it to its layers' constructors.
         with_cp (bool): activation checkpointing: every stage recomputes
             its blocks in the backward pass (:func:`~mmvit.models.layers.
             run_blocks`) instead of keeping their activations.
@@ -53,7 +52,6 @@ class MMViTBackbone(BaseModule):
         self.norm_eval = norm_eval
         self.in_channels = in_channels
         self.deploy = bool(deploy)
-        self.deployed = False
         self.with_cp = bool(with_cp)
 
     def _set_stage_outputs(self, channels, first_stride):
@@ -64,13 +62,18 @@ class MMViTBackbone(BaseModule):
         self.out_strides = tuple(first_stride * 2**i for i in self.out_indices)
 
     def _finish_init(self):
-        """Freeze the requested stages, hand ``with_cp`` to the stages;
-        build the deployed structure when asked (``deploy=True``)."""
+        """Freeze the requested stages, hand ``with_cp`` to the stages; a
+        deployed backbone starts in eval mode."""
         self._freeze_stages()
         for stage in self.stages:
             stage.with_cp = self.with_cp
         if self.deploy:
-            MODEL_PASSES.get('switch_to_deploy')(self)
+            self.eval()
+
+    def switch_to_deploy(self):
+        """Mark the backbone deployed (its layers deploy themselves, see
+        :func:`mmvit.deploy.switch_to_deploy`): eval mode only from now."""
+        self.deploy = True
 
     @property
     def feature_info(self) -> List[dict]:
@@ -112,6 +115,12 @@ class MMViTBackbone(BaseModule):
 
     # -- shared behaviour -----------------------------------------------
     def check_input(self, x: torch.Tensor):
+        if self.deploy and self.training:
+            raise RuntimeError(
+                f'{type(self).__name__} is deployed (folded BatchNorms, '
+                'no training-only branches) and runs in eval mode only; '
+                'build it without deploy (and load its checkpoint) to train '
+                'it.')
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(
                 f'{type(self).__name__} expects an NCHW tensor with '
