@@ -414,16 +414,18 @@ def test_peer_inference_row_ratios():
     of those measured) over it, official eager over mmvit eager."""
     from mmvit.analysis import peers
     ms = {'official': 30., 'official fused': 20., 'official onnxruntime':
-          10., 'mmvit': 25., 'mmvit deployed': 15., 'mmvit onnxruntime': 8.}
+          10., 'mmvit': 25., 'mmvit deployed': 15., 'mmvit onnxruntime': 8.,
+          'mmvit onnxruntime dynamic': 12.5}
     row = peers.inference_row('efficientvit', 'm4', 224, 1, ms,
                               {'mmvit': 1e-6, 'mmvit deployed': 2e-6,
-                               'mmvit onnxruntime': 3e-6})
+                               'mmvit onnxruntime': 3e-6,
+                               'mmvit onnxruntime dynamic': 4e-6})
     assert row[:3] == ['efficientvit m4', 224, 1]
     assert row[3:8] == ['30.0', '20.0', '-', '-', '10.0']
-    assert row[8:11] == ['25.0', '15.0', '8.0']
-    assert row[11:14] == ['1.25', '1.25', '1.20']
-    assert row[14] == '1.0e-06, 2.0e-06, 3.0e-06'
+    assert row[8:12] == ['25.0', '15.0', '8.0', '12.5']
+    assert row[12:16] == ['1.25', '1.25', '0.80', '1.20']
+    assert row[16] == '1.0e-06, 2.0e-06, 3.0e-06, 4.0e-06'
     # a faster peer lowers the best-peer ratio
     ms['timm'] = 4.
     assert peers.inference_row('efficientvit', 'm4', 224, 2, ms,
-                               {})[12:15] == ['0.50', '1.20', '-']
+                               {})[13:17] == ['0.50', '0.80', '1.20', '-']

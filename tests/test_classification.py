@@ -207,3 +207,34 @@ def test_toy_classification_through_the_tools(toy_imagenet, tmp_path):
     deployed = re.search(r'accuracy/top1: ([\d.]+)',
                          proc.stdout + proc.stderr)
     assert deployed and deployed.group(1) == top1.group(1)
+
+
+def test_head_deploys_to_one_linear_layer():
+    """The classifier head's BatchNorms fold into its linear layers and the
+    distillation classifier averages into the first: the same logits from
+    one linear layer, and ``deploy=True`` builds that structure."""
+    import copy
+
+    from mmvit.deploy import switch_to_deploy
+    from mmvit.models.heads import NormLinearClsHead
+    kwargs = dict(num_classes=10, in_channels=16, with_bn=True, dropout=0.1,
+                  distilled=True)
+    head = NormLinearClsHead(**kwargs)
+    with torch.no_grad():
+        for param in head.parameters():
+            param.normal_()
+        for bn in (head.cls.bn, head.dist.bn):
+            bn.running_mean.normal_()
+            bn.running_var.uniform_(0.5, 2)
+    head.eval()
+    x = torch.randn(4, 16)
+    with torch.no_grad():
+        expected = head((x, ))
+        deployed = switch_to_deploy(copy.deepcopy(head))
+        got = deployed((x, ))
+    assert deployed.dist is None and list(deployed.cls._modules) == ['fc']
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    rebuilt = NormLinearClsHead(**kwargs, deploy=True)
+    rebuilt.load_state_dict(deployed.state_dict(), strict=True)
+    with pytest.raises(RuntimeError, match='deployed'):
+        deployed.loss((x, ), [])

@@ -9,6 +9,15 @@ from mmvit.utils.config import build_model, load_config
 from mmvit.deploy import switch_to_deploy
 
 DEPLOY_OPTION = 'model.backbone.deploy=True'
+#: with the classifier head of the ImageNet configs
+HEAD_DEPLOY_OPTION = 'model.head.deploy=True'
+
+
+def rebuild_options(model):
+    """The ``--cfg-options`` that rebuild ``model``'s deployed structure."""
+    head = getattr(model, 'head', None)
+    return DEPLOY_OPTION + (f' {HEAD_DEPLOY_OPTION}' if hasattr(
+        head, 'deploy') else '')
 
 
 def load_model_checkpoint(model, path):
@@ -41,6 +50,6 @@ def deploy_checkpoint(config, checkpoint, out, overlays=()):
     torch.save({'state_dict': model.state_dict(),
                 'meta': dict(deployed=True, config=osp.basename(config),
                              source=osp.basename(checkpoint),
-                             rebuild=DEPLOY_OPTION)}, tmp)
+                             rebuild=rebuild_options(model))}, tmp)
     os.replace(tmp, out)
     return model

@@ -82,8 +82,10 @@ def export_whole_model(args):
                                      args.overlay, args.cfg_options)
     if args.checkpoint is None:
         print('note: no --checkpoint, exporting random weights')
-    segmentor = cfg.get('default_scope') == 'mmseg'
-    shape = tuple(args.shape or ((512, 512) if segmentor else (800, 1216)))
+    scope = cfg.get('default_scope')
+    segmentor = scope in ('mmseg', 'mmpretrain')  # a batch dimension
+    shape = tuple(args.shape or {'mmseg': (512, 512), 'mmpretrain': (
+        224, 224)}.get(scope, (800, 1216)))
     out = args.out or osp.splitext(osp.basename(args.config))[0] + '.onnx'
     deployed = model if args.no_deploy else switch_to_deploy(
         copy.deepcopy(model))

@@ -75,8 +75,7 @@ def init_inferencer(config, weights=None, device=None, deploy=False,
         onnx (str, optional): a whole-model graph of
             ``tools/deployment/pytorch2onnx.py``: the Inferencer then
             predicts with it in onnxruntime
-            (:class:`~mmvit.export.predictor.OnnxPredictor`; detection and
-            segmentation configs).
+            (:class:`~mmvit.export.predictor.OnnxPredictor`).
     """
     from mmengine.registry import init_default_scope
 
@@ -107,9 +106,6 @@ def init_inferencer(config, weights=None, device=None, deploy=False,
         switch_to_deploy(inferencer.model)
     if onnx is not None:
         from mmvit.export.predictor import OnnxPredictor
-        if scope == 'mmpretrain':
-            raise ValueError('onnx: whole-model graphs exist for detection '
-                             'and segmentation configs')
         predictor = OnnxPredictor(cfg, onnx)
         predictor.dataset_meta = inferencer.model.dataset_meta
         inferencer.model = predictor

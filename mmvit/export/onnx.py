@@ -206,7 +206,11 @@ def export(model, example, path, dynamic=True, exporter='torchscript',
            opset=None, output_names=None, input_names=('input', ),
            dynamic_axes=None):
     """Export ``model`` (eval mode) traced on ``example`` (a tensor, or a
-    tuple of tensors named by ``input_names``) to ``path``.
+    tuple of tensors named by ``input_names``) to ``path``. A dynamic
+    graph is traced through the size-independent layers of
+    :func:`~mmvit.export.layers.prepare_for_export`; a static one through
+    the eager layers, whose size-dependent parts (padding, window choice,
+    resized position biases) then become constants of the graph.
 
     ``dynamic_axes`` (torchscript exporter) names the dynamic dimensions
     of every input and output; by default the first input's batch, height
@@ -220,7 +224,9 @@ def export(model, example, path, dynamic=True, exporter='torchscript',
                         f'{", ".join(EXPORTERS)}')
     opset = opset or DEFAULT_OPSET[exporter]
     from .layers import prepare_for_export
-    model = prepare_for_export(copy.deepcopy(model)).eval()
+    model = copy.deepcopy(model).eval()
+    if dynamic:  # a static graph traces the eager layers at its one size
+        prepare_for_export(model)
     example = example if isinstance(example, tuple) else (example, )
     with torch.no_grad():
         outputs = model(*example)
@@ -376,13 +382,6 @@ def build_config_model(config, checkpoint=None, overlays=(),
     except (OSError, SyntaxError, TypeError) as exc:
         raise ToolError(str(exc)) from None
     check_mmvit_types(cfg, config)
-    scope = cfg.get('default_scope', 'mmdet')
-    if scope not in ('mmdet', 'mmseg'):
-        raise ToolError(
-            f'{config} builds an {scope} model ({cfg.model.get("type")}); '
-            'whole models export for detection (mmdet) and segmentation '
-            '(mmseg) configs; export a classifier\'s backbone with '
-            '--backbone')
     model = build_model(cfg)
     if checkpoint is not None:
         load_detector_checkpoint(model, checkpoint)
@@ -392,8 +391,8 @@ def build_config_model(config, checkpoint=None, overlays=(),
 def export_end_to_end(model, shape, path, opset=None):
     """Export ``model`` with its post-processing
     (:func:`mmvit.export.whole_model.end_to_end`) traced at ``shape``
-    (H, W) with dynamic height and width (and batch for segmentors);
-    returns (input names, output names)."""
+    (H, W) with dynamic height and width (and batch for segmentors and
+    classifiers); returns (input names, output names)."""
     import torch
 
     from .whole_model import end_to_end
@@ -403,7 +402,11 @@ def export_end_to_end(model, shape, path, opset=None):
         raise ToolError(str(exc)) from None
     generator = torch.Generator().manual_seed(0)
     image = torch.rand(1, 3, *shape, generator=generator) * 4 - 2
-    if len(inputs) == 1:  # segmentor
+    if outputs == ['scores']:  # classifier
+        example = image
+        axes = {'input': {0: 'batch', 2: 'height', 3: 'width'},
+                'scores': {0: 'batch'}}
+    elif len(inputs) == 1:  # segmentor
         example = image
         axes = {'input': {0: 'batch', 2: 'height', 3: 'width'},
                 outputs[0]: {0: 'batch', 2: 'height', 3: 'width'}}

@@ -32,6 +32,11 @@ def onnx_session(path, threads=None):
                                 providers=['CPUExecutionProvider'])
 
 
+#: the libraries whose whole models export (detection, segmentation,
+#: classification)
+SCOPES = ('mmdet', 'mmseg', 'mmpretrain')
+
+
 @MODELS.register_module()
 class OnnxPredictor(BaseModel):
     """The whole model of ``cfg`` exported to ``onnx_file``, run in
@@ -49,10 +54,11 @@ class OnnxPredictor(BaseModel):
 
     def __init__(self, cfg, onnx_file, threads=None):
         from mmengine.registry import DefaultScope
+        cfg = self.config_subset(cfg)
         self.scope = cfg.get('default_scope', 'mmdet')
-        if self.scope not in ('mmdet', 'mmseg'):
+        if self.scope not in SCOPES:
             raise ValueError(f'default_scope={self.scope!r}: whole-model '
-                             'graphs exist for mmdet and mmseg models')
+                             f'graphs exist for {", ".join(SCOPES)} models')
         importlib.import_module(f'{self.scope}.models')
         with DefaultScope.overwrite_default_scope(self.scope):
             super().__init__(data_preprocessor=copy.deepcopy(
@@ -70,10 +76,6 @@ class OnnxPredictor(BaseModel):
         """The ``model`` of ``cfg`` replaced by the predictor of
         ``onnx_file`` (what ``tools/test.py --backend onnxruntime`` runs
         the config's test loop with)."""
-        if cfg.get('default_scope', 'mmdet') not in ('mmdet', 'mmseg'):
-            raise ValueError(f'--backend onnxruntime: whole-model graphs '
-                             'exist for mmdet and mmseg configs, not '
-                             f'{cfg.get("default_scope")!r}')
         return dict(type='mmvit.OnnxPredictor',
                     cfg=cls.config_subset(cfg), onnx_file=onnx_file)
 
@@ -81,7 +83,13 @@ class OnnxPredictor(BaseModel):
     def config_subset(cfg):
         """The parts of ``cfg`` the predictor reads, as a plain dict."""
         model = cfg['model']
-        keep = dict(data_preprocessor=model['data_preprocessor'],
+        # mmpretrain configs may keep it at the top level (the runner
+        # hands it to the model) and default its type
+        preprocessor = dict(model.get('data_preprocessor') or
+                            cfg.get('data_preprocessor') or {})
+        if cfg.get('default_scope') == 'mmpretrain':
+            preprocessor.setdefault('type', 'ClsDataPreprocessor')
+        keep = dict(data_preprocessor=preprocessor,
                     test_cfg=model.get('test_cfg'))
         if 'decode_head' in model:
             keep['decode_head'] = dict(
@@ -128,9 +136,13 @@ class OnnxPredictor(BaseModel):
                                                         sample))
             if self.scope == 'mmdet':
                 out.append(self._detections(outputs, sample))
-            else:
+            elif self.scope == 'mmseg':
                 out += self._segmentations(torch.from_numpy(outputs[0]),
                                            [sample])
+            else:
+                score = torch.from_numpy(outputs[0])[0]
+                out.append(sample.set_pred_score(score).set_pred_label(
+                    score.argmax(0, keepdim=True)))
         return out
 
     def forward(self, inputs, data_samples=None, mode='predict'):
@@ -210,7 +222,8 @@ def compare(reference, other):
     samples of the same image).
 
     Returns:
-        dict: detection: ``count`` (both numbers of detections),
+        dict: classification: ``labels_equal``, ``max_score_diff``;
+        detection: ``count`` (both numbers of detections),
         ``labels_equal``, ``max_box_diff`` (pixels), ``max_score_diff`` and,
         with masks, ``mask_pixels_differing`` (fraction over all masks),
         after sorting both by descending score (near ties paired by
@@ -218,6 +231,11 @@ def compare(reference, other):
         ``label_pixels_differing`` (fraction of the label map) and
         ``max_logit_diff``.
     """
+    if 'pred_score' in reference:
+        return dict(labels_equal=bool(torch.equal(reference.pred_label,
+                                                  other.pred_label)),
+                    max_score_diff=float((reference.pred_score -
+                                          other.pred_score).abs().max()))
     if 'pred_sem_seg' in reference:
         a = reference.pred_sem_seg.data
         b = other.pred_sem_seg.data

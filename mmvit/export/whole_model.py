@@ -15,7 +15,9 @@ computes before its last, per-image steps:
   paste function;
 * segmentors: input ``input`` (B, 3, H, W); output ``seg_logits``
   (B, C, H, W), resized to the input as the library does before cropping
-  and resizing to the original image.
+  and resizing to the original image;
+* classifiers: input ``input`` (B, 3, H, W); output ``scores`` (B,
+  classes), the softmax of the logits.
 
 The post-processing follows the library's code step by step (per-level
 top-k, box decoding and clipping, class-aware NMS by the coordinate-offset
@@ -337,11 +339,25 @@ class SegmentorEnd2End(nn.Module):
                              align_corners=segmentor.decode_head.align_corners)
 
 
+class ClassifierEnd2End(nn.Module):
+    """An mmpretrain ``ImageClassifier``: the softmax scores of its head's
+    logits, as its ``predict`` computes them."""
+
+    def __init__(self, classifier):
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, inputs):
+        return F.softmax(self.classifier(inputs, mode='tensor'), dim=1)
+
+
 def end_to_end(model):
     """The end-to-end module of ``model`` (see the module docstring), with
     its input and output names; ``NotImplementedError`` for other
     models."""
     names = [cls.__name__ for cls in type(model).__mro__]
+    if 'ImageClassifier' in names:
+        return ClassifierEnd2End(model), ['input'], ['scores']
     if 'EncoderDecoder' in names:
         return SegmentorEnd2End(model), ['input'], ['seg_logits']
     if 'TwoStageDetector' in names:
@@ -353,8 +369,8 @@ def end_to_end(model):
                                                                'labels']
     raise NotImplementedError(
         f'{type(model).__name__}: whole-model export covers mmdet '
-        'single-stage and two-stage detectors and mmseg EncoderDecoder '
-        'segmentors')
+        'single-stage and two-stage detectors, mmseg EncoderDecoder '
+        'segmentors and mmpretrain ImageClassifier classifiers')
 
 
 DETECTOR_INPUTS = ['input', 'img_shape', 'scale_factor']

@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """Save a deployed checkpoint (folded BatchNorms, merged layers), which the
-same config rebuilds with ``--cfg-options model.backbone.deploy=True``:
+same config rebuilds with ``--cfg-options model.backbone.deploy=True``
+(classifiers: also ``model.head.deploy=True``):
 
     python tools/deployment/deploy_checkpoint.py \\
         configs/retinanet_cas_vit_s.py work_dirs/.../epoch_12.pth \\
@@ -38,14 +39,15 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     import mmvit  # noqa: F401  (safe torch.load globals)
-    from mmvit.apis.deploy_checkpoint import DEPLOY_OPTION, deploy_checkpoint
+    from mmvit.apis.deploy_checkpoint import (deploy_checkpoint,
+                                              rebuild_options)
     try:
-        deploy_checkpoint(args.config, args.checkpoint, args.out,
-                          args.overlay)
+        model = deploy_checkpoint(args.config, args.checkpoint, args.out,
+                                  args.overlay)
     except (KeyError, ValueError, RuntimeError) as error:
         sys.exit(f'deploy_checkpoint: {error}')
     print(f'{args.checkpoint} -> {args.out} (deployed); rebuild with '
-          f'--cfg-options {DEPLOY_OPTION}')
+          f'--cfg-options {rebuild_options(model)}')
 
 
 if __name__ == '__main__':

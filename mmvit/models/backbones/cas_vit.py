@@ -15,9 +15,9 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmvit.converters.cas_vit import convert_backbone
 from mmvit.registry import MODELS
-from ..utils.fold import fold_norm_into_conv, foldable_norm
 from ..layers import ConvMlp, ConvNormAct, drop_path_rates, run_blocks
 from ..utils import MMViTBackbone, parse_arch
+from ..utils.fold import fold_norm_into_conv, foldable_norm
 
 
 class SpatialGate(nn.Module):

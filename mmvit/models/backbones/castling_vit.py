@@ -36,9 +36,9 @@ from mmcv.cnn.bricks.transformer import PatchEmbed
 from torch import nn
 
 from mmvit.registry import MODELS
-from ..utils.fold import fold_layer_norm_into_linear
 from ..layers import drop_path_rates, run_blocks, transformer_init_cfg
 from ..utils import MMViTBackbone, normalize_out_indices, parse_arch
+from ..utils.fold import fold_layer_norm_into_linear
 
 RES_CONVS = ('spatial', 'token1d')
 

@@ -45,10 +45,10 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmvit.converters.cmt import convert_backbone
 from mmvit.registry import MODELS
-from ..utils.fold import fold_norm_into_conv, foldable_norm
 from ..layers import (ConvNormAct, drop_path_rates, run_blocks,
                       transformer_init_cfg)
 from ..utils import MMViTBackbone, parse_arch
+from ..utils.fold import add_identity, fold_norm_into_conv, foldable_norm
 
 _GELU = dict(type='GELU')
 
@@ -174,7 +174,8 @@ class IRFFN(nn.Module):
     """conv1x1-GELU-BN; ``x + dwconv3x3(x)``-GELU-BN; conv1x1-BN.
 
     Deployed (:meth:`switch_to_deploy`, or ``deploy=True``) the last two
-    BatchNorms are folded into the last 1x1 convolution.
+    BatchNorms are folded into the last 1x1 convolution and the depthwise
+    residual's identity into the depthwise kernels.
     """
 
     def __init__(self, dim, hidden, norm_cfg=dict(type='BN'), deploy=False):
@@ -192,27 +193,32 @@ class IRFFN(nn.Module):
 
     def forward(self, x, size):
         x = self.expand(tokens_to_map(x, size))
-        x = self.dw_bn(self.dw_act(self.dw(x) + x))
+        x = self.dw(x) if self.deploy else self.dw(x) + x
+        x = self.dw_bn(self.dw_act(x))
         return self.project(x).flatten(2).permute(0, 2, 1)
 
     def switch_to_deploy(self):
         """Fold ``dw_bn`` into the projection (exact: a 1x1 convolution
-        without padding)."""
+        without padding) and the identity into the depthwise kernels."""
         if self.deploy or not foldable_norm(self.dw_bn):
             return
         self.project.switch_to_deploy()
         self.project.conv = fold_norm_into_conv(self.dw_bn,
                                                 self.project.conv)
         self.dw_bn = nn.Identity()
+        add_identity(self.dw)
         self.deploy = True
 
 
 class CMTBlock(nn.Module):
-    """LPU, then pre-norm LMHSA and IRFFN residual branches, on tokens."""
+    """LPU ``x + dwconv3x3(x)``, then pre-norm LMHSA and IRFFN residual
+    branches, on tokens (deployed, ``lpu`` holds the LPU's identity in its
+    kernel centres)."""
 
     def __init__(self, dim, num_heads, sr_ratio, mlp_ratio, drop_path=0.,
                  norm_cfg=dict(type='BN'), fused_attn=True, deploy=False):
         super().__init__()
+        self.deploy = deploy
         self.lpu = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
         self.attn = LightweightAttention(dim, num_heads, sr_ratio,
@@ -225,9 +231,16 @@ class CMTBlock(nn.Module):
 
     def forward(self, x, size, bias):
         fmap = tokens_to_map(x, size)
-        x = (self.lpu(fmap) + fmap).flatten(2).permute(0, 2, 1)
+        fmap = self.lpu(fmap) if self.deploy else self.lpu(fmap) + fmap
+        x = fmap.flatten(2).permute(0, 2, 1)
         x = x + self.drop_path(self.attn(self.norm1(x), size, bias))
         return x + self.drop_path(self.ffn(self.norm2(x), size))
+
+    def switch_to_deploy(self):
+        """Fold the LPU's identity into its kernels."""
+        if not self.deploy:
+            add_identity(self.lpu)
+            self.deploy = True
 
 
 class PatchEmbed(nn.Module):

@@ -25,6 +25,7 @@ from mmvit.converters.efficientvit import convert_backbone
 from mmvit.registry import MODELS
 from ..layers import ConvNormAct, drop_path_rates, run_blocks
 from ..utils import MMViTBackbone, parse_arch
+from ..utils.fold import add_identity
 
 
 def conv_bn(in_channels, out_channels, kernel_size=1, stride=1, groups=1,
@@ -112,9 +113,10 @@ class CascadedGroupAttention(nn.Module):
 
     def offset_index(self, size):
         """(N, N) index of |dy| * window + |dx| for an H x W grid."""
+        device = self.attention_biases.device
         grid = torch.stack(torch.meshgrid(
-            torch.arange(size[0]), torch.arange(size[1]),
-            indexing='ij')).flatten(1).to(self.attention_biases.device)
+            torch.arange(size[0], device=device),
+            torch.arange(size[1], device=device), indexing='ij')).flatten(1)
         offsets = (grid[:, :, None] - grid[:, None, :]).abs()
         return offsets[0] * self.window_size + offsets[1]
 
@@ -192,11 +194,16 @@ class LocalWindowAttention(nn.Module):
 
 
 class EfficientViTBlock(nn.Module):
-    """x + dw0, x + ffn0, x + attention, x + dw1, x + ffn1."""
+    """x + dw0, x + ffn0, x + attention, x + dw1, x + ffn1.
+
+    Deployed (:meth:`switch_to_deploy`, or ``deploy=True``), ``dw0`` and
+    ``dw1`` hold the residual's identity in their kernel centres.
+    """
 
     def __init__(self, channels, num_heads, kernels, key_dim=16,
                  window_size=7, drop_path=0., deploy=False):
         super().__init__()
+        self.deploy = deploy
         self.dw0 = conv_bn(channels, channels, 3, groups=channels,
                            bn_weight_init=0., deploy=deploy)
         self.ffn0 = FFN(channels, 2 * channels, deploy)
@@ -208,23 +215,48 @@ class EfficientViTBlock(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x):
-        for layer in (self.dw0, self.ffn0, self.mixer, self.dw1, self.ffn1):
-            x = x + self.drop_path(layer(x))
-        return x
+        x = self.dw0(x) if self.deploy else x + self.drop_path(self.dw0(x))
+        x = x + self.drop_path(self.ffn0(x))
+        x = x + self.drop_path(self.mixer(x))
+        x = self.dw1(x) if self.deploy else x + self.drop_path(self.dw1(x))
+        return x + self.drop_path(self.ffn1(x))
+
+    def switch_to_deploy(self):
+        """Fold the identity of the two depthwise residuals into their
+        (BatchNorm-folded) kernels."""
+        self.deploy = deploy_residual_convs(self, (self.dw0, self.dw1))
 
 
 class ConvFFN(nn.Module):
-    """x + dwconv3x3-BN(x), then x + FFN(x): around a patch merging."""
+    """x + dwconv3x3-BN(x), then x + FFN(x): around a patch merging
+    (deployed, ``dw`` holds the identity in its kernel centres)."""
 
     def __init__(self, channels, deploy=False):
         super().__init__()
+        self.deploy = deploy
         self.dw = conv_bn(channels, channels, 3, groups=channels,
                           deploy=deploy)
         self.ffn = FFN(channels, 2 * channels, deploy)
 
     def forward(self, x):
-        x = x + self.dw(x)
+        x = self.dw(x) if self.deploy else x + self.dw(x)
         return x + self.ffn(x)
+
+    def switch_to_deploy(self):
+        self.deploy = deploy_residual_convs(self, (self.dw, ))
+
+
+def deploy_residual_convs(module, layers):
+    """Whether ``module`` is deployed after folding the identity into the
+    conv of each of its residual conv-BN ``layers`` (once their
+    BatchNorms are folded; nothing changes where one is not)."""
+    if module.deploy:
+        return True
+    if any('bn' in layer._modules for layer in layers):
+        return False
+    for layer in layers:
+        add_identity(layer.conv)
+    return True
 
 
 class PatchMerging(nn.Module):

@@ -6,6 +6,7 @@ from mmpretrain.models.heads import ClsHead
 from torch import nn
 
 from mmvit.registry import MODELS
+from ..utils.fold import average_linears, fold_norm_into_linear
 
 
 class _Classifier(nn.Sequential):
@@ -19,6 +20,14 @@ class _Classifier(nn.Sequential):
             layers['drop'] = nn.Dropout(dropout)
         layers['fc'] = nn.Linear(in_channels, num_classes)
         super().__init__(layers)
+
+    def switch_to_deploy(self):
+        """Fold the BatchNorm into the linear layer; drop the dropout."""
+        if 'bn' in self._modules:
+            self.fc = fold_norm_into_linear(self.bn, self.fc)
+            del self.bn
+        if 'drop' in self._modules:
+            del self.drop
 
 
 @MODELS.register_module()
@@ -49,6 +58,8 @@ class NormLinearClsHead(ClsHead):
         cal_acc (bool): report training accuracy (pointless with mixup).
         init_cfg (dict | list): defaults to the official initialisation of
             these heads: truncated normal (std 0.02) weights, zero biases.
+        deploy (bool): build the deployed structure of
+            :meth:`switch_to_deploy`: one linear layer, for inference.
 
     The checkpoint keys are ``cls.{bn,fc}.*`` and ``dist.{bn,fc}.*``.
     """
@@ -59,6 +70,7 @@ class NormLinearClsHead(ClsHead):
                  topk=(1, ), cal_acc=False,
                  init_cfg=dict(type='TruncNormal', layer='Linear', std=0.02,
                                bias=0.),
+                 deploy=False,
                  **kwargs):
         super().__init__(loss=loss, topk=topk, cal_acc=cal_acc,
                          init_cfg=init_cfg, **kwargs)
@@ -68,9 +80,11 @@ class NormLinearClsHead(ClsHead):
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.distilled = distilled
-        self.cls = _Classifier(in_channels, num_classes, with_bn, dropout)
+        self.deploy = deploy
+        self.cls = _Classifier(in_channels, num_classes, with_bn and not
+                               deploy, 0. if deploy else dropout)
         self.dist = _Classifier(in_channels, num_classes, with_bn,
-                                dropout) if distilled else None
+                                dropout) if distilled and not deploy else None
 
     def pre_logits(self, feats):
         """The pooled feature of the last stage, ``(B, in_channels)``."""
@@ -89,7 +103,21 @@ class NormLinearClsHead(ClsHead):
             return self.cls(feat)
         return (self.cls(feat) + self.dist(feat)) / 2
 
+    def switch_to_deploy(self):
+        """One linear layer for inference: the BatchNorms folded in, the
+        distillation classifier averaged into the first."""
+        self.cls.switch_to_deploy()
+        if self.dist is not None:
+            self.dist.switch_to_deploy()
+            self.cls.fc = average_linears(self.cls.fc, self.dist.fc)
+            self.dist = None
+        self.deploy = True
+
     def loss(self, feats, data_samples, **kwargs):
+        if self.deploy:
+            raise RuntimeError('NormLinearClsHead is deployed (one folded '
+                               'linear layer) and does not train; build it '
+                               'without deploy to train it')
         feat = self.pre_logits(feats)
         losses = self._get_loss(self.cls(feat), data_samples, **kwargs)
         if self.dist is not None:

@@ -32,6 +32,21 @@ def fold_conv_norm(conv, norm):
 
 
 @torch.no_grad()
+def add_identity(conv):
+    """``conv`` (depthwise, odd kernel, stride 1, zero padding of half the
+    kernel) changed in place to compute ``x + conv(x)``: 1 added to the
+    centre of each kernel, the tap that reads the position itself."""
+    kh, kw = conv.kernel_size
+    if conv.groups != conv.in_channels or conv.in_channels != \
+            conv.out_channels or conv.stride != (1, 1) or \
+            conv.padding != (kh // 2, kw // 2) or not kh % 2 or not kw % 2:
+        raise ValueError('only a same-size depthwise convolution takes the '
+                         'identity into its kernel')
+    conv.weight[:, 0, kh // 2, kw // 2] += 1
+    return conv
+
+
+@torch.no_grad()
 def fold_norm_into_conv(norm, conv):
     """A dense 1x1 convolution with bias computing ``conv(norm(x))`` for the
     eval-mode BatchNorm ``norm``: ``W' = W * scale`` per input channel,
@@ -49,6 +64,31 @@ def fold_norm_into_conv(norm, conv):
     folded.weight.copy_(conv.weight * scale.view(1, -1, 1, 1))
     folded.bias.copy_(bias)
     return folded
+
+
+@torch.no_grad()
+def fold_norm_into_linear(norm, linear):
+    """A linear layer computing ``linear(norm(x))`` for the eval-mode
+    BatchNorm1d ``norm``."""
+    scale, shift = batch_norm_affine(norm)
+    folded = nn.Linear(linear.in_features, linear.out_features).to(
+        linear.weight)
+    bias = linear.weight @ shift
+    if linear.bias is not None:
+        bias = bias + linear.bias
+    folded.weight.copy_(linear.weight * scale)
+    folded.bias.copy_(bias)
+    return folded
+
+
+@torch.no_grad()
+def average_linears(first, second):
+    """One linear layer computing ``(first(x) + second(x)) / 2``."""
+    merged = nn.Linear(first.in_features, first.out_features).to(
+        first.weight)
+    merged.weight.copy_((first.weight + second.weight) / 2)
+    merged.bias.copy_((first.bias + second.bias) / 2)
+    return merged
 
 
 @torch.no_grad()
