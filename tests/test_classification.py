@@ -207,6 +207,15 @@ def test_toy_classification_through_the_tools(toy_imagenet, tmp_path):
     deployed = re.search(r'accuracy/top1: ([\d.]+)',
                          proc.stdout + proc.stderr)
     assert deployed and deployed.group(1) == top1.group(1)
+    # the deployed classifier exported to ONNX and run by onnxruntime
+    proc = run_tool(['tools/test.py', 'configs/imagenet_efficientvit_m0.py',
+                     str(work / 'epoch_1.pth'), '--overlay',
+                     'configs/_toy_/imagenet.py', '--work-dir',
+                     str(tmp_path / 'ort'), '--backend', 'onnxruntime']
+                    + options)
+    ort = re.search(r'accuracy/top1: ([\d.]+)', proc.stdout + proc.stderr)
+    assert ort and ort.group(1) == top1.group(1)
+    assert (tmp_path / 'ort' / 'imagenet_efficientvit_m0.onnx').is_file()
 
 
 def test_head_deploys_to_one_linear_layer():

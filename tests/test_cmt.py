@@ -232,3 +232,26 @@ def test_wrong_variant_checkpoint(tmp_path):
                        r'table: checkpoint \(1, 3136, 49\) vs model '
                        r'\(1, 1600, 25\)'):
         model.init_weights()
+
+
+def test_deployed_bias_keeps_each_grid_until_a_state_dict_loads(
+        monkeypatch):
+    """The deployed structure (frozen) keeps each resized table: resized
+    once per stage and grid, and again after ``load_state_dict``."""
+    from mmvit.deploy import switch_to_deploy
+    calls = _count_resizes(monkeypatch)
+    model = switch_to_deploy(CMT('ti'))
+    x = torch.rand(1, 3, 96, 128)
+    with torch.no_grad():
+        first = model(x)
+        model(x)
+        assert len(calls) == 4
+        model(torch.rand(1, 3, 64, 64))
+        assert len(calls) == 8
+        state = model.state_dict()
+        state['stages.0.pos_bias.table'] = \
+            state['stages.0.pos_bias.table'] + 1
+        model.load_state_dict(state)
+        again = model(x)
+    assert len(calls) == 12
+    assert not torch.equal(first[0], again[0])

@@ -78,12 +78,52 @@ class PadForPatches(nn.Module):
         return F.pad(x, (0, self.patch - 1, 0, self.patch - 1))
 
 
-class AlwaysResizedPositionBias(ResizableRelativePositionBias):
-    """The position bias interpolated at every size, the training grid
-    included (an exact identity there), without the cache."""
+def _cubic_weights(size, out_size, like):
+    """(out_size, size) weights of PyTorch's bicubic resize along one axis
+    (``align_corners=False``, A = -0.75, edge taps clamped): row ``i``
+    holds the four cubic coefficients of output ``i`` at the input
+    positions they read. Built from the sizes with tensor operations, so a
+    traced graph keeps them dynamic."""
+    a = -0.75
+    index = torch.arange(out_size, device=like.device).to(like.dtype)
+    source = (index + 0.5) * (size / out_size) - 0.5
+    floor = source.floor()
+    t = source - floor
+    near = ((a + 2) * t - (a + 3)) * t * t + 1  # |offset| in [0, 1]
+    far = ((a * (t + 1) - 5 * a) * (t + 1) + 8 * a) * (t + 1) - 4 * a
+    u = 1 - t
+    near2 = ((a + 2) * u - (a + 3)) * u * u + 1
+    far2 = ((a * (u + 1) - 5 * a) * (u + 1) + 8 * a) * (u + 1) - 4 * a
+    positions = torch.arange(size, device=like.device)
+    weights = 0
+    for offset, coeff in zip((-1, 0, 1, 2), (far, near, near2, far2)):
+        tap = (floor.long() + offset).clamp(0, size - 1)
+        weights = weights + coeff[:, None] * (
+            positions[None, :] == tap[:, None]).to(like.dtype)
+    return weights
+
+
+class MatrixResizedPositionBias(ResizableRelativePositionBias):
+    """The position bias resized at every size, the training grid included
+    (an exact identity there), as products with bicubic weight matrices
+    built from the sizes: onnxruntime's cubic ``Resize`` of these tables
+    took longer than the rest of the network. No table is kept."""
 
     def forward(self, q_size, k_size):
-        return self.resize(tuple(q_size), tuple(k_size), always=True)
+        heads, (hq, wq), (hk, wk) = self.num_heads, self.q_size, self.k_size
+        table = self.table
+        rows_q = _cubic_weights(hq, q_size[0], table)
+        cols_q = _cubic_weights(wq, q_size[1], table)
+        rows_k = _cubic_weights(hk, k_size[0], table)
+        cols_k = _cubic_weights(wk, k_size[1], table)
+        # query grid: (heads, hq, wq, Nk0) -> (heads, Hq, Wq, Nk0)
+        out = rows_q @ table.reshape(heads, hq, wq * hk * wk)
+        out = out.reshape(heads, -1, wq, hk * wk).transpose(2, 3)
+        out = (out @ cols_q.transpose(0, 1)).transpose(2, 3)
+        # key grid: (heads, Nq, hk, wk) -> (heads, Nq, Hk, Wk)
+        out = out.reshape(heads, -1, hk, wk)
+        out = rows_k @ out @ cols_k.transpose(0, 1)
+        return out.reshape(heads, out.shape[1], -1)
 
 
 @export_rule(PadToMultiple)
@@ -93,7 +133,7 @@ def _pad(module):
 
 @export_rule(ResizableRelativePositionBias)
 def _bias(module):
-    return swap_class(module, AlwaysResizedPositionBias)
+    return swap_class(module, MatrixResizedPositionBias)
 
 
 class PaddedWindowAttention(nn.Module):
@@ -184,5 +224,5 @@ def _adaptive_pool(module):
 
 __all__ = ['prepare_for_export', 'export_rule', 'swap_class',
            'PadForPatches',
-           'AlwaysResizedPositionBias', 'PaddedWindowAttention',
+           'MatrixResizedPositionBias', 'PaddedWindowAttention',
            'MatrixAdaptiveAvgPool2d']

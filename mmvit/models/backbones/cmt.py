@@ -24,7 +24,8 @@ tensor product of two 2-D bicubic resizes is the 4-D bicubic resize). At the
 training resolution the stored tensor is used as it is, with no
 interpolation. The resize happens once per stage and forward, and every block of the
 stage uses the result; nothing derived from the table is kept between
-forwards, so it can never go stale.
+forwards, except in the deployed structure (frozen, eval only), which keeps
+the table resized for each grid it has met.
 
 Sizes that are not multiples of the strides: a patch embedding pads its
 input on the right and bottom to an even size, and the key/value reduction
@@ -83,14 +84,18 @@ class ResizableRelativePositionBias(nn.Module):
         num_heads (int): attention heads.
         q_size (tuple[int, int]): query grid of the training resolution.
         k_size (tuple[int, int]): key grid of the training resolution.
+        deploy (bool): the deployed structure (see :meth:`switch_to_deploy`).
     """
 
-    def __init__(self, num_heads, q_size, k_size):
+    def __init__(self, num_heads, q_size, k_size, deploy=False):
         super().__init__()
         self.num_heads = num_heads
         self.q_size, self.k_size = tuple(q_size), tuple(k_size)
         self.table = nn.Parameter(
             torch.randn(num_heads, math.prod(q_size), math.prod(k_size)))
+        self.deploy = deploy
+        self.resized = {}
+        self.register_load_state_dict_post_hook(self._forget_resized)
 
     def resize(self, q_size, k_size, always=False):
         """The table interpolated (bicubic) to the given grids, over the
@@ -114,7 +119,23 @@ class ResizableRelativePositionBias(nn.Module):
         q_size, k_size = tuple(q_size), tuple(k_size)
         if q_size == self.q_size and k_size == self.k_size:
             return self.table
-        return self.resize(q_size, k_size)
+        if not self.deploy:
+            return self.resize(q_size, k_size)
+        key = (q_size, k_size, self.table.device, self.table.dtype)
+        if key not in self.resized:
+            with torch.no_grad():
+                self.resized[key] = self.resize(q_size, k_size)
+        return self.resized[key]
+
+    def switch_to_deploy(self):
+        """Deployed (frozen, eval only), the table resized for a grid is
+        kept for later forwards at that grid (and dropped when a state dict
+        is loaded)."""
+        self.deploy = True
+
+    @staticmethod
+    def _forget_resized(module, incompatible_keys):
+        module.resized.clear()
 
     def extra_repr(self):
         return (f'num_heads={self.num_heads}, q_size={self.q_size}, '
@@ -269,7 +290,7 @@ class CMTStage(nn.Module):
         self.patch_embed = PatchEmbed(in_channels, channels)
         key_grid = (train_grid // sr_ratio, ) * 2
         self.pos_bias = ResizableRelativePositionBias(
-            num_heads, (train_grid, ) * 2, key_grid)
+            num_heads, (train_grid, ) * 2, key_grid, deploy)
         self.blocks = nn.ModuleList([
             CMTBlock(channels, num_heads, sr_ratio, mlp_ratio, dpr[j],
                      norm_cfg, fused_attn, deploy) for j in range(depth)
