@@ -65,6 +65,56 @@ def test_use_amp_picks_the_cpu_wrapper():
     build_optim_wrapper(nn.Linear(2, 2), cfg.optim_wrapper)
 
 
+def cmt_layers(model):
+    attn = model.stages[0].blocks[0].attn
+    return attn.sr.conv, attn.q
+
+
+def efficientvit_layers(model):
+    merge = model.stages[1].downsample.merge
+    return merge.conv2.conv, merge.conv3.conv
+
+
+@cpu_only
+@pytest.mark.parametrize('build, layers', [
+    (lambda: CMT(arch='ti', drop_path_rate=0.), cmt_layers),
+    (lambda: EfficientViT(arch='m0'), efficientvit_layers),
+], ids=['cmt_key_reduction', 'efficientvit_patch_merging'])
+def test_strided_depthwise_convs_compute_in_float32_under_cpu_autocast(
+        build, layers):
+    """With the CPU mixed-precision wrapper's hooks, CMT's key/value
+    reduction and EfficientViT's stride-2 depthwise convolution stay float32
+    under CPU autocast (their bfloat16 backward is the slow path); the
+    layers around them run in bfloat16."""
+    torch.manual_seed(0)
+    model = build().train()
+    strided, other = layers(model)
+    wrapper = build_wrapper(model)
+    for _ in range(2):  # the CPU wrapper adds its hooks once per model
+        wrapper.optim_context(model)
+    assert len(strided._forward_pre_hooks) == 1
+    seen = {}
+
+    def record(name):
+        def hook(module, inputs, output):
+            seen.setdefault(name, output.dtype)
+        return hook
+
+    strided.register_forward_hook(record('strided'))
+    other.register_forward_hook(record('other'))
+    x = torch.randn(2, 3, 64, 64)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        outs = model(x)
+    assert seen == {'strided': torch.float32, 'other': torch.bfloat16}
+    sum(o.float().mean() for o in outs).backward()
+    assert strided.weight.grad.dtype == torch.float32
+    assert strided.weight.grad.abs().sum() > 0
+    # without autocast it is the float32 model throughout
+    seen.clear()
+    model(x)
+    assert seen == {'strided': torch.float32, 'other': torch.float32}
+
+
 def test_compile_in_a_config_is_static_unless_it_says():
     """``compile=True`` compiles static graphs (with torch's dynamic shapes
     CMT's graph fails to compile at a second input shape); an explicit

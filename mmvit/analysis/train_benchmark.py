@@ -55,6 +55,11 @@ class TrainStep:
         self.inputs = inputs
         self.loss_fn = loss_fn
         self.amp = amp
+        if amp and inputs.device.type == 'cpu':
+            # as tools/train.py --amp trains on the CPU
+            from mmvit.engine.optim_wrapper import \
+                keep_strided_depthwise_float32
+            keep_strided_depthwise_float32(model)
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=lr,
                                            fused=fused or None)
 

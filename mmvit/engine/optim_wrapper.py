@@ -1,5 +1,6 @@
 """Mixed-precision training on every device, the CPU included."""
 import torch
+from torch import nn
 from mmengine.device import (is_cuda_available, is_mlu_available,
                              is_musa_available, is_npu_available)
 from mmengine.optim import AmpOptimWrapper
@@ -13,6 +14,40 @@ def has_accelerator():
             or is_musa_available())
 
 
+def _enter_float32(module, args):
+    """Forward pre-hook: autocast off and float32 inputs for this call."""
+    if not torch.is_autocast_enabled('cpu'):
+        return None
+    module._float32_call = torch.autocast('cpu', enabled=False)
+    module._float32_call.__enter__()
+    return tuple(a.float() if torch.is_tensor(a) else a for a in args)
+
+
+def _leave_float32(module, args, output):
+    call = module.__dict__.pop('_float32_call', None)
+    if call is not None:
+        call.__exit__(None, None, None)
+
+
+def keep_strided_depthwise_float32(model):
+    """Run every strided depthwise convolution of ``model`` in float32 under
+    CPU autocast (forward hooks, added once per model; the backward follows
+    the forward's dtype). oneDNN's bfloat16 backward of these convolutions
+    is many times its float32 one, so bfloat16 CPU training of CMT (its
+    key/value reductions) and EfficientViT (its patch merging) was slower
+    with them in bfloat16 (docs/performance.md). Returns ``model``."""
+    if getattr(model, '_mmvit_float32_convs', False):
+        return model
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d) and \
+                module.groups == module.in_channels > 1 and \
+                max(module.stride) > 1:
+            module.register_forward_pre_hook(_enter_float32)
+            module.register_forward_hook(_leave_float32)
+    model._mmvit_float32_convs = True
+    return model
+
+
 @OPTIM_WRAPPERS.register_module()
 class MixedPrecisionOptimWrapper(AmpOptimWrapper):
     """mmengine's ``AmpOptimWrapper`` where an accelerator trains, and on a
@@ -23,7 +58,9 @@ class MixedPrecisionOptimWrapper(AmpOptimWrapper):
     ``tools/train.py --amp`` selects it. On the CPU the forward and the
     loss run under ``torch.autocast('cpu', dtype=torch.bfloat16)``; weights,
     gradients and the optimizer state stay float32. A checkpoint's
-    ``loss_scaler`` state (saved on a GPU) is ignored there.
+    ``loss_scaler`` state (saved on a GPU) is ignored there, and the
+    model's strided depthwise convolutions stay float32
+    (:func:`keep_strided_depthwise_float32`).
 
     Args:
         loss_scale (str | float | dict): as in ``AmpOptimWrapper``; unused
@@ -49,6 +86,11 @@ class MixedPrecisionOptimWrapper(AmpOptimWrapper):
         self._scale_update_param = None
         self.loss_scaler = torch.amp.GradScaler('cpu', enabled=False)
         self.cast_dtype = torch.bfloat16
+
+    def optim_context(self, model):
+        if not has_accelerator():
+            keep_strided_depthwise_float32(model)
+        return super().optim_context(model)
 
     def state_dict(self):
         state = super().state_dict()

@@ -137,13 +137,15 @@ class LinearAngularAttention(nn.Module):
             raise ValueError(f'LinearAngularAttention: hw_shape {hw_shape} '
                              f'does not hold {length} tokens')
         q, k, v = (self._heads(t) for t in self.qkv(x).chunk(3, dim=-1))
-        q_hat, k_hat = q * inverse_norm(q), k * inverse_norm(k)
-        out = 0.5 * v + (1 / math.pi) * (q_hat @ (k_hat.transpose(-2, -1)
-                                                  @ v))
+        k_hat = k * inverse_norm(k)
+        # twice 0.5 v + (1/pi) q_hat (k_hat^T v) (the L2 normalisation
+        # below removes the factor), q's norm scaling the product's rows
+        out = torch.addcmul(v, q @ (k_hat.transpose(-2, -1) @ v),
+                            (2 / math.pi) * inverse_norm(q))
         if self.uses_aux_branch():
-            out = out + self.aux_factor * self._aux_attention(q, k, v)
-        out = out * inverse_norm(out) + depthwise_residual(
-            self.dconv, self.res_conv, v, hw_shape)
+            out = out + 2 * self.aux_factor * self._aux_attention(q, k, v)
+        residual = depthwise_residual(self.dconv, self.res_conv, v, hw_shape)
+        out = torch.addcmul(residual, out, inverse_norm(out))
         return self.proj(out.transpose(1, 2).reshape(batch, length,
                                                      channels))
 
