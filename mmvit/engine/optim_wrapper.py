@@ -32,10 +32,10 @@ def _leave_float32(module, args, output):
 def keep_strided_depthwise_float32(model):
     """Run every strided depthwise convolution of ``model`` in float32 under
     CPU autocast (forward hooks, added once per model; the backward follows
-    the forward's dtype). oneDNN's bfloat16 backward of these convolutions
-    is many times its float32 one, so bfloat16 CPU training of CMT (its
-    key/value reductions) and EfficientViT (its patch merging) was slower
-    with them in bfloat16 (docs/performance.md). Returns ``model``."""
+    the forward's dtype): oneDNN's bfloat16 backward of these convolutions
+    costs many times its float32 one (CMT's key/value reductions,
+    EfficientViT's patch merging; docs/performance.md). Returns
+    ``model``."""
     if getattr(model, '_mmvit_float32_convs', False):
         return model
     for module in model.modules():

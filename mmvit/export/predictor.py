@@ -50,11 +50,19 @@ class OnnxPredictor(BaseModel):
         onnx_file (str): the graph written by ``tools/deployment/
             pytorch2onnx.py CONFIG``.
         threads (int, optional): onnxruntime's intra-op threads.
+        data_preprocessor (dict, optional): instead of the config's (what
+            mmengine's runner hands a model built from a config).
     """
 
-    def __init__(self, cfg, onnx_file, threads=None):
+    def __init__(self, cfg, onnx_file, threads=None,
+                 data_preprocessor=None):
         from mmengine.registry import DefaultScope
         cfg = self.config_subset(cfg)
+        if data_preprocessor is not None:  # as mmengine's runner passes it
+            cfg['model']['data_preprocessor'] = dict(data_preprocessor)
+            if self.scope_of(cfg) == 'mmpretrain':
+                cfg['model']['data_preprocessor'].setdefault(
+                    'type', 'ClsDataPreprocessor')
         self.scope = cfg.get('default_scope', 'mmdet')
         if self.scope not in SCOPES:
             raise ValueError(f'default_scope={self.scope!r}: whole-model '
@@ -78,6 +86,10 @@ class OnnxPredictor(BaseModel):
         the config's test loop with)."""
         return dict(type='mmvit.OnnxPredictor',
                     cfg=cls.config_subset(cfg), onnx_file=onnx_file)
+
+    @staticmethod
+    def scope_of(cfg):
+        return cfg.get('default_scope', 'mmdet')
 
     @staticmethod
     def config_subset(cfg):
