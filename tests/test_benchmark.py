@@ -2,7 +2,6 @@
 import importlib.util
 import math
 import os.path as osp
-import re
 
 import pytest
 import torch

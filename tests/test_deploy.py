@@ -10,7 +10,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from conftest import randomize
 from mmvit.deploy import switch_to_deploy
 from mmvit.families import families
-from mmvit.models import CASViT, CastlingViT, CMT, EfficientViT
+from mmvit.models import CASViT, CastlingViT, CMT
 from mmvit.registry import MODELS
 from mmvit.models.backbones.castling_vit import LinearAngularAttention
 from mmvit.models.layers import ConvNormAct

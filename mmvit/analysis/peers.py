@@ -328,6 +328,7 @@ def inference_row(family, arch, size, threads, ms, checks):
     milliseconds}) of one variant, size and thread count."""
     best = min(ms[p] for p in PEERS if p in ms)
     route = ms['mmvit onnxruntime']
+    dynamic = ms['mmvit onnxruntime dynamic']
     diff = ('-' if not checks else
             ', '.join(f'{checks[name]:.1e}' for name in MMVIT))
     return ([f'{family} {arch}', size, threads] +
@@ -335,7 +336,7 @@ def inference_row(family, arch, size, threads, ms, checks):
             [f'{ms[name]:.1f}' for name in MMVIT] +
             [f'{ms["official onnxruntime"] / route:.2f}',
              f'{best / route:.2f}',
-             f'{ms["official onnxruntime"] / ms["mmvit onnxruntime dynamic"]:.2f}',
+             f'{ms["official onnxruntime"] / dynamic:.2f}',
              f'{ms["official"] / ms["mmvit"]:.2f}', diff])
 
 
