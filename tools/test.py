@@ -42,8 +42,8 @@ def parse_args(argv=None):
                         '(mmvit.deploy.switch_to_deploy)')
     parser.add_argument('--backend', choices=['pytorch', 'onnxruntime'],
                         default='pytorch', help='onnxruntime: evaluate the '
-                        'exported whole model (detectors, segmentors); a '
-                        '.pth checkpoint is deployed and exported first')
+                        'exported whole model (any task); a .pth checkpoint '
+                        'is deployed and exported first')
     parser.add_argument('--tta', action='store_true', help='test-time '
                         "augmentation: the config's tta_model and "
                         'tta_pipeline')

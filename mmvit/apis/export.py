@@ -82,10 +82,8 @@ def export_whole_model(args):
                                      args.overlay, args.cfg_options)
     if args.checkpoint is None:
         print('note: no --checkpoint, exporting random weights')
-    scope = cfg.get('default_scope')
-    segmentor = scope in ('mmseg', 'mmpretrain')  # a batch dimension
     shape = tuple(args.shape or {'mmseg': (512, 512), 'mmpretrain': (
-        224, 224)}.get(scope, (800, 1216)))
+        224, 224)}.get(cfg.get('default_scope'), (800, 1216)))
     out = args.out or osp.splitext(osp.basename(args.config))[0] + '.onnx'
     deployed = model if args.no_deploy else switch_to_deploy(
         copy.deepcopy(model))
@@ -93,7 +91,8 @@ def export_whole_model(args):
     inputs, outputs = export_end_to_end(deployed, shape, out, args.opset)
     print(f'exported the whole {type(model).__name__} of {args.config} to '
           f'{out} in {time.time() - start:.1f} s (opset {args.opset}, '
-          f'dynamic height and width{", batch" if segmentor else ""}); '
+          f'dynamic height and width'
+          f'{", batch" if len(inputs) == 1 else ""}); '
           f'inputs: {", ".join(inputs)}; outputs: {", ".join(outputs)}')
     if not (args.verify or args.benchmark):
         return 0

@@ -57,12 +57,7 @@ class OnnxPredictor(BaseModel):
     def __init__(self, cfg, onnx_file, threads=None,
                  data_preprocessor=None):
         from mmengine.registry import DefaultScope
-        cfg = self.config_subset(cfg)
-        if data_preprocessor is not None:  # as mmengine's runner passes it
-            cfg['model']['data_preprocessor'] = dict(data_preprocessor)
-            if self.scope_of(cfg) == 'mmpretrain':
-                cfg['model']['data_preprocessor'].setdefault(
-                    'type', 'ClsDataPreprocessor')
+        cfg = self.config_subset(cfg, data_preprocessor)
         self.scope = cfg.get('default_scope', 'mmdet')
         if self.scope not in SCOPES:
             raise ValueError(f'default_scope={self.scope!r}: whole-model '
@@ -88,16 +83,14 @@ class OnnxPredictor(BaseModel):
                     cfg=cls.config_subset(cfg), onnx_file=onnx_file)
 
     @staticmethod
-    def scope_of(cfg):
-        return cfg.get('default_scope', 'mmdet')
-
-    @staticmethod
-    def config_subset(cfg):
-        """The parts of ``cfg`` the predictor reads, as a plain dict."""
+    def config_subset(cfg, data_preprocessor=None):
+        """The parts of ``cfg`` the predictor reads, as a plain dict
+        (``data_preprocessor``, where given, instead of the config's)."""
         model = cfg['model']
         # mmpretrain configs may keep it at the top level (the runner
         # hands it to the model) and default its type
-        preprocessor = dict(model.get('data_preprocessor') or
+        preprocessor = dict(data_preprocessor or
+                            model.get('data_preprocessor') or
                             cfg.get('data_preprocessor') or {})
         if cfg.get('default_scope') == 'mmpretrain':
             preprocessor.setdefault('type', 'ClsDataPreprocessor')

@@ -51,7 +51,6 @@ class AdditiveTokenMixer(nn.Module):
     def __init__(self, channels, norm_cfg, qkv_bias=False, drop=0.,
                  deploy=False):
         super().__init__()
-        self.channels = channels
         self.qkv = nn.Conv2d(channels, 3 * channels, 1, bias=qkv_bias)
         self.q_gate = nn.Sequential(
             SpatialGate(channels, norm_cfg, deploy), ChannelGate(channels))

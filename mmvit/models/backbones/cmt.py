@@ -97,20 +97,19 @@ class ResizableRelativePositionBias(nn.Module):
         self.resized = {}
         self.register_load_state_dict_post_hook(self._forget_resized)
 
-    def resize(self, q_size, k_size, always=False):
+    def resize(self, q_size, k_size):
         """The table interpolated (bicubic) to the given grids, over the
-        query grid then over the key grid. A grid equal to the stored one is
-        left as it is unless ``always`` (an identity then: at scale 1 the
-        bicubic weights are exactly 0, 1, 0, 0)."""
+        query grid then over the key grid; a grid equal to the stored one is
+        left as it is."""
         heads, (hq, wq), (hk, wk) = self.num_heads, self.q_size, self.k_size
         table = self.table.reshape(heads, hq, wq, hk * wk)
-        if always or (hq, wq) != tuple(q_size):
+        if (hq, wq) != tuple(q_size):
             table = F.interpolate(
                 table.permute(0, 3, 1, 2), size=q_size, mode='bicubic',
                 align_corners=False).permute(0, 2, 3, 1)
         num_q = q_size[0] * q_size[1]
         table = table.reshape(heads, num_q, hk, wk)
-        if always or (hk, wk) != tuple(k_size):
+        if (hk, wk) != tuple(k_size):
             table = F.interpolate(table, size=k_size, mode='bicubic',
                                   align_corners=False)
         return table.reshape(heads, num_q, k_size[0] * k_size[1])

@@ -193,6 +193,19 @@ class LocalWindowAttention(nn.Module):
         ).permute(0, 3, 1, 2)
 
 
+def deploy_residual_convs(module, layers):
+    """Whether ``module`` is deployed after folding the identity into the
+    conv of each of its residual conv-BN ``layers`` (once their
+    BatchNorms are folded; nothing changes where one is not)."""
+    if module.deploy:
+        return True
+    if any('bn' in layer._modules for layer in layers):
+        return False
+    for layer in layers:
+        add_identity(layer.conv)
+    return True
+
+
 class EfficientViTBlock(nn.Module):
     """x + dw0, x + ffn0, x + attention, x + dw1, x + ffn1.
 
@@ -244,19 +257,6 @@ class ConvFFN(nn.Module):
 
     def switch_to_deploy(self):
         self.deploy = deploy_residual_convs(self, (self.dw, ))
-
-
-def deploy_residual_convs(module, layers):
-    """Whether ``module`` is deployed after folding the identity into the
-    conv of each of its residual conv-BN ``layers`` (once their
-    BatchNorms are folded; nothing changes where one is not)."""
-    if module.deploy:
-        return True
-    if any('bn' in layer._modules for layer in layers):
-        return False
-    for layer in layers:
-        add_identity(layer.conv)
-    return True
 
 
 class PatchMerging(nn.Module):
