@@ -8,15 +8,19 @@ The config's ``default_scope`` picks the library's Inferencer (mmdet's
 DetInferencer, mmseg's MMSegInferencer, mmpretrain's
 ImageClassificationInferencer); the config a training run dumps into its
 work dir works as well. Drawn results go to ``OUT_DIR/vis/``, predictions to
-``OUT_DIR/preds/`` (library: mmvit.apis.inference).
+``OUT_DIR/preds/`` (the Inferencer: mmvit.apis.inference).
 """
 import argparse
+import json
+import os
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmengine.config import DictAction  # noqa: E402
+
+IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
 
 def add_common_args(parser):
@@ -58,6 +62,79 @@ def init_from_args(parser, argv):
                                  onnx=args.onnx)
 
 
+def list_images(path):
+    """``path`` itself, or the images of the folder ``path`` (sorted)."""
+    if osp.isdir(path):
+        files = sorted(
+            osp.join(path, f) for f in os.listdir(path)
+            if f.lower().endswith(IMAGE_SUFFIXES))
+        if not files:
+            raise FileNotFoundError(
+                f'folder {path!r} holds no images ({", ".join(IMAGE_SUFFIXES)})')
+        return files
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'input {path!r} is neither an image file '
+                                'nor a folder')
+    return [path]
+
+
+def _to_json(value):
+    import numpy as np
+    import torch
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def infer_images(inferencer, inputs, out_dir, batch_size=1,
+                 pred_score_thr=0.3, show=False):
+    """Run ``inferencer`` on an image or a folder of images (with the
+    Inferencer's progress bar) and write ``out_dir/vis/<name>`` (the drawn
+    result) and ``out_dir/preds/<name>`` (boxes, scores, labels and masks
+    as JSON for detection; the label map as PNG for segmentation; scores
+    and class as JSON for classification).
+
+    Returns:
+        list[dict]: the Inferencer's predictions, one per image.
+    """
+    from mmengine.registry import DefaultScope
+    files = list_images(inputs)
+    scope = inferencer.mmvit_scope
+    vis_dir, pred_dir = osp.join(out_dir, 'vis'), osp.join(out_dir, 'preds')
+    os.makedirs(vis_dir, exist_ok=True)
+    with DefaultScope.overwrite_default_scope(scope):
+        if scope == 'mmdet':
+            result = inferencer(
+                files, batch_size=batch_size, out_dir=out_dir, show=show,
+                pred_score_thr=pred_score_thr, no_save_pred=False)
+            return result['predictions']
+        if scope == 'mmseg':
+            first = inferencer.num_pred_imgs
+            result = inferencer(
+                files, batch_size=batch_size, out_dir=out_dir, show=show,
+                img_out_dir='vis', pred_out_dir='preds')
+            # the library numbers its label maps; name them by image
+            for i, path in enumerate(files):
+                os.replace(
+                    osp.join(pred_dir, f'{first + i:08d}_pred.png'),
+                    osp.join(pred_dir,
+                             osp.splitext(osp.basename(path))[0] + '.png'))
+            predictions = result['predictions']
+            return predictions if len(files) > 1 else [predictions]
+        predictions = inferencer(files, batch_size=batch_size, show=show,
+                                 show_dir=vis_dir)
+    os.makedirs(pred_dir, exist_ok=True)
+    for path, prediction in zip(files, predictions):
+        name = osp.splitext(osp.basename(path))[0]
+        with open(osp.join(pred_dir, name + '.json'), 'w') as f:
+            json.dump({k: _to_json(v) for k, v in prediction.items()}, f)
+    return predictions
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('inputs', help='an image file or a folder of images')
@@ -67,7 +144,6 @@ def main(argv=None):
     parser.add_argument('--show', action='store_true',
                         help='also show each result in a window')
     args, inferencer = init_from_args(parser, argv)
-    from mmvit.apis.inference import infer_images
     predictions = infer_images(inferencer, args.inputs, args.out_dir,
                                args.batch_size, args.pred_score_thr,
                                args.show)

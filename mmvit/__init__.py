@@ -4,7 +4,7 @@
 ``mmvit.get_model(name, pretrained=...)`` builds a backbone or a whole model
 from it (:mod:`mmvit.apis.model_index`).
 """
-from .utils.safe_load import register_safe_globals
+from .utils.checkpoint import register_safe_globals
 from .utils.version_check import check_versions
 from .version import __version__, version_info
 

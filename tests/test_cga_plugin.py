@@ -142,7 +142,7 @@ def test_detector_config_trains_on_toy_data(head, toy_coco, tmp_path):
     """One epoch through tools/train.py with the toy overlay (the backbone
     from scratch), validated with COCO metrics; the blocks' weights are in
     the checkpoint and changed by training."""
-    from mmvit.utils import safe_torch_load
+    from mmvit.utils import read_checkpoint
     config = osp.join(ROOT, 'configs', 'cga', f'{head}_r50_cga.py')
     overlay = osp.join(ROOT, 'configs', '_toy_', f'{head}.py')
     work = str(tmp_path / 'work')
@@ -152,7 +152,7 @@ def test_detector_config_trains_on_toy_data(head, toy_coco, tmp_path):
                     ['train_dataloader.dataset.indices=4',
                      'train_dataloader.batch_size=2'])
     assert 'coco/bbox_mAP' in proc.stdout + proc.stderr
-    state = safe_torch_load(osp.join(work, 'epoch_1.pth'))['state_dict']
+    state = read_checkpoint(osp.join(work, 'epoch_1.pth'))['state_dict']
     weights = [v for k, v in state.items()
                if '.cga.' in k and k.endswith('ffn1.pw2.bn.weight')]
     assert len(weights) == 9

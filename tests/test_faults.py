@@ -15,7 +15,7 @@ import pytest
 from conftest import ROOT, run_tool
 from mmvit.engine.checkpoint import (checkpoint_problem, find_resume_checkpoint,
                                      read_last_checkpoint)
-from mmvit.utils import safe_torch_load
+from mmvit.utils import read_checkpoint
 from test_training import CONFIG, OVERLAY, toy_options
 
 # Runs tools/train.py with the checkpoint writer of mmvit.engine.checkpoint
@@ -115,8 +115,8 @@ def test_kill_while_saving_then_resume_matches_an_uninterrupted_run(
     assert not glob.glob(str(work / '.*.tmp-*'))  # the rest was cleaned
     newest = work / 'epoch_3.pth'
     assert read_last_checkpoint(work) == str(newest)
-    a = safe_torch_load(whole / 'epoch_3.pth')['state_dict']
-    b = safe_torch_load(newest)['state_dict']
+    a = read_checkpoint(whole / 'epoch_3.pth')['state_dict']
+    b = read_checkpoint(newest)['state_dict']
     assert a.keys() == b.keys()
     worst = max((a[k].double() - b[k].double()).abs().max().item()
                 for k in a if a[k].is_floating_point())
@@ -128,9 +128,8 @@ def test_kill_while_saving_then_resume_matches_an_uninterrupted_run(
     data = newest.read_bytes()
     newest.write_bytes(data[:len(data) // 3])
     second = str(work / 'epoch_2.pth')
-    from mmvit.utils.config import resume_checkpoint
     with pytest.raises(RuntimeError) as error:
-        resume_checkpoint(str(work), str(newest))  # what train.py calls
+        find_resume_checkpoint(str(work), str(newest))  # train.py's call
     assert f"--resume '{newest}': cannot resume from this file" in str(
         error.value)
     assert f"next to it is '{second}'" in str(error.value)
@@ -218,7 +217,7 @@ def test_two_processes_and_two_nodes_match_one(toy_coco, tmp_path):
                    29621)])
     _finish([_dist(train + ['1', '--work-dir', str(nodes)] + options(2),
                    29622, nnodes=2, node_rank=rank) for rank in (0, 1)])
-    a, b, c = (safe_torch_load(d / 'epoch_1.pth') for d in (one, two, nodes))
+    a, b, c = (read_checkpoint(d / 'epoch_1.pth') for d in (one, two, nodes))
     assert a['meta']['iter'] == b['meta']['iter'] == c['meta']['iter'] == 2
     # the detector's losses are normalised by the positive anchors of each
     # process's own batch, so 2 x 2 images is not exactly 1 x 4 (the docs
@@ -330,7 +329,6 @@ def test_only_the_main_process_writes_the_test_metrics(monkeypatch):
     from mmengine import dist
     from mmengine.hooks import LoggerHook
     from mmvit.engine import MainProcessLoggerHook
-    from mmvit.utils.config import use_safer_hooks
     calls = []
     monkeypatch.setattr(LoggerHook, 'after_test_epoch',
                         lambda self, runner, metrics=None: calls.append(1))
@@ -341,9 +339,22 @@ def test_only_the_main_process_writes_the_test_metrics(monkeypatch):
     monkeypatch.setattr(dist, 'is_main_process', lambda: True)
     hook.after_test_epoch(None, {})
     assert calls == [1]
-    cfg = dict(default_hooks=dict(logger=dict(type='LoggerHook', interval=5),
-                                  checkpoint=dict(type='CheckpointHook')))
-    use_safer_hooks(cfg)
-    assert cfg['default_hooks'] == dict(
-        logger=dict(type='mmvit.MainProcessLoggerHook', interval=5),
-        checkpoint=dict(type='mmvit.AtomicCheckpointHook'))
+    # every config of the project declares it
+    from mmvit.utils.config import load_config
+    cfg = load_config(CONFIG)
+    assert cfg.default_hooks.logger.type == 'mmvit.MainProcessLoggerHook'
+    assert cfg.default_hooks.checkpoint.type == 'mmvit.AtomicCheckpointHook'
+
+
+def test_removals_wait_for_the_next_complete_checkpoint(tmp_path):
+    """mmengine's hook removes the oldest checkpoint before it writes the
+    new one; through the atomic backend the file goes only once the new one
+    is in place."""
+    from mmvit.engine.checkpoint import AtomicLocalBackend
+    backend = AtomicLocalBackend()
+    old, new = tmp_path / 'epoch_1.pth', tmp_path / 'epoch_2.pth'
+    old.write_bytes(b'old')
+    backend.remove(str(old))
+    assert old.read_bytes() == b'old'  # still there
+    backend.put(b'new', str(new))
+    assert not old.exists() and new.read_bytes() == b'new'

@@ -340,7 +340,8 @@ def test_configs_run_in_their_inferencer(config, tmp_path):
     """Each head's real config (its full-size test pipeline) in the
     library's Inferencer, random weights: one prediction of the task's
     kind; Mask R-CNN's carry masks."""
-    from mmvit.apis.inference import infer_images, init_inferencer
+    from demo.image_demo import infer_images
+    from mmvit.apis.inference import init_inferencer
     from mmvit.export.onnx import synthetic_images
     image = synthetic_images(str(tmp_path), [(120, 160)])[0]
     inferencer = init_inferencer(osp.join(ROOT, 'configs', config),

@@ -6,7 +6,7 @@ import os.path as osp
 import torch
 
 from conftest import ROOT, run_tool
-from mmvit.utils import safe_torch_load
+from mmvit.utils import read_checkpoint
 
 CONFIG = osp.join(ROOT, 'configs', 'retinanet_cas_vit_xs.py')
 OVERLAY = osp.join(ROOT, 'configs', '_toy_', 'retinanet.py')
@@ -42,7 +42,7 @@ def test_train_resume_and_test(toy_coco, tmp_path):
               work] + toy_options(toy_coco, 1))
     first = osp.join(work, 'epoch_1.pth')
     assert osp.isfile(first)
-    ckpt = safe_torch_load(first)
+    ckpt = read_checkpoint(first)
     assert ckpt['meta']['epoch'] == 1 and ckpt['meta']['iter'] == 2
     assert any(k.startswith('backbone.stages.') for k in ckpt['state_dict'])
     # validation ran at the end of the epoch and wrote COCO metrics
@@ -56,7 +56,7 @@ def test_train_resume_and_test(toy_coco, tmp_path):
                      '--work-dir', work, '--resume'] +
                     toy_options(toy_coco, 2))
     assert 'resumed epoch: 1, iter: 2' in proc.stdout + proc.stderr
-    second = safe_torch_load(osp.join(work, "epoch_2.pth"))
+    second = read_checkpoint(osp.join(work, "epoch_2.pth"))
     assert second['meta']['epoch'] == 2 and second['meta']['iter'] == 4
     assert not torch.equal(second['state_dict']['bbox_head.retina_cls.bias'],
                            ckpt['state_dict']['bbox_head.retina_cls.bias'])

@@ -3,13 +3,12 @@
 what ``compile`` in a config sets."""
 import pytest
 import torch
-from mmengine.config import Config, ConfigDict
+from mmengine.config import ConfigDict
 from mmengine.optim import build_optim_wrapper
 from torch import nn
 
 from mmvit.engine.optim_wrapper import has_accelerator
 from mmvit.models import CMT, EfficientViT
-from mmvit.utils.config import use_amp
 
 # with an accelerator the wrapper is mmengine's AmpOptimWrapper itself
 cpu_only = pytest.mark.skipif(
@@ -50,19 +49,41 @@ def test_cpu_wrapper_refuses_float16():
         build_wrapper(nn.Linear(2, 2), dtype='float16')
 
 
-@cpu_only
-def test_use_amp_picks_the_cpu_wrapper():
-    def config(**wrapper):
-        return Config(dict(optim_wrapper=dict(
-            optimizer=dict(type='AdamW'), **wrapper)))
+def _train_config(monkeypatch, *args):
+    """The config tools/train.py hands to the runner, for ``args``."""
+    from mmengine.runner import Runner
 
-    assert use_amp(config(), True).optim_wrapper.type == \
-        'mmvit.MixedPrecisionOptimWrapper'
-    assert use_amp(config(), False).optim_wrapper.get('type') is None
-    # a config that asks for mmengine's wrapper gets the one that runs here
-    cfg = use_amp(config(type='AmpOptimWrapper', dtype='bfloat16'), False)
+    from conftest import run_main
+
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    def capture(cfg):
+        seen.append(cfg)
+        raise Stop
+
+    monkeypatch.setattr(Runner, 'from_cfg', capture)
+    with pytest.raises(Stop):
+        run_main('tools/train.py', ['configs/retinanet_cas_vit_xs.py',
+                                    '--work-dir', '/tmp/unused', *args])
+    return seen[0]
+
+
+def test_train_tool_amp_and_compile(monkeypatch):
+    """--amp trains in mixed precision on any device (mmengine's wrapper
+    with an accelerator, bfloat16 on a CPU); compile=True compiles static
+    graphs (with torch's dynamic shapes CMT's graph fails to compile at a
+    second input shape); an explicit ``dynamic`` is kept."""
+    cfg = _train_config(monkeypatch, '--amp', '--cfg-options', 'compile=True')
     assert cfg.optim_wrapper.type == 'mmvit.MixedPrecisionOptimWrapper'
+    assert cfg.optim_wrapper.loss_scale == 'dynamic'
+    assert cfg.compile == dict(dynamic=False)
     build_optim_wrapper(nn.Linear(2, 2), cfg.optim_wrapper)
+    cfg = _train_config(monkeypatch, '--cfg-options', 'compile.dynamic=True')
+    assert cfg.compile == dict(dynamic=True)
+    assert cfg.optim_wrapper.get('type', 'OptimWrapper') == 'OptimWrapper'
 
 
 def cmt_layers(model):
@@ -115,34 +136,13 @@ def test_strided_depthwise_convs_compute_in_float32_under_cpu_autocast(
     assert seen == {'strided': torch.float32, 'other': torch.float32}
 
 
-def test_compile_in_a_config_is_static_unless_it_says():
-    """``compile=True`` compiles static graphs (with torch's dynamic shapes
-    CMT's graph fails to compile at a second input shape); an explicit
-    ``dynamic`` is kept, ``False`` stays off."""
-    from mmvit.utils.config import prepare_compile
-
-    def prepared(value):
-        return prepare_compile(Config(dict(compile=value))).compile
-
-    assert prepared(True) == dict(dynamic=False)
-    assert prepared(dict(mode='max-autotune')) == dict(
-        mode='max-autotune', dynamic=False)
-    assert prepared(dict(dynamic=True)) == dict(dynamic=True)
-    assert prepared(False) is False
-
-
 def test_compile_makes_the_param_groups_plain_dicts():
     """mmengine's paramwise groups are ConfigDicts, which torch.compile of
-    the optimizer step cannot trace; the hook that ``compile`` adds makes
-    them plain dicts with the same keys and parameters."""
+    the optimizer step cannot trace; the hook of every config makes them
+    plain dicts with the same keys and parameters."""
     from types import SimpleNamespace
 
     from mmvit.engine import PlainParamGroupsHook
-    from mmvit.utils.config import prepare_compile
-    cfg = prepare_compile(Config(dict(compile=True)))
-    assert cfg.custom_hooks == [dict(type='mmvit.PlainParamGroupsHook')]
-    assert prepare_compile(Config(dict(compile=False))).get(
-        'custom_hooks') is None
 
     model = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))
     wrapper = build_optim_wrapper(model, ConfigDict(  # as the runner does

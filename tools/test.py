@@ -11,7 +11,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import DictAction  # noqa: E402
+from mmengine.config import ConfigDict, DictAction  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -61,21 +61,15 @@ def parse_args(argv=None):
 def enable_visualization(cfg, args):
     """Turn on the library's visualization hook for --show/--show-dir."""
     scope = cfg.get('default_scope', 'mmdet')
-    hook = cfg.get('default_hooks', {}).get('visualization')
-    if hook is None:
-        raise RuntimeError(
-            f'{args.config}: default_hooks.visualization is missing, so '
-            '--show/--show-dir cannot draw predictions')
+    hook = cfg.default_hooks.visualization
     hook.update({'enable' if scope == 'mmpretrain' else 'draw': True})
     if args.show:
         hook.update(show=True, wait_time=args.wait_time)
-    if args.show_dir:
-        show_dir = osp.abspath(args.show_dir)
-        if scope == 'mmseg':
-            cfg.visualizer['save_dir'] = show_dir
-        else:
-            hook['out_dir' if scope == 'mmpretrain' else
-                 'test_out_dir'] = show_dir
+    if args.show_dir and scope == 'mmseg':
+        cfg.visualizer['save_dir'] = osp.abspath(args.show_dir)
+    elif args.show_dir:
+        hook['out_dir' if scope == 'mmpretrain' else 'test_out_dir'] = \
+            osp.abspath(args.show_dir)
 
 
 def use_onnxruntime(cfg, args):
@@ -107,19 +101,41 @@ def add_dump(cfg, args):
         evaluators, (list, tuple)) else [evaluators]) + [dump]
 
 
+def use_tta(cfg):
+    """--tta as in mmdet's tools/test.py: the config's tta_model around the
+    model, its tta_pipeline for the test set; without them (mmdet,
+    mmpretrain) the test pipeline with a horizontal flip."""
+    scope = cfg.get('default_scope', 'mmdet')
+    if 'tta_model' not in cfg:
+        cfg.tta_model = dict(type='mmpretrain.AverageClsScoreTTA') if \
+            scope == 'mmpretrain' else dict(type='DetTTAModel', tta_cfg=dict(
+                nms=dict(type='nms', iou_threshold=0.5), max_per_img=100))
+    if 'tta_pipeline' not in cfg:
+        pipeline = cfg.test_dataloader.dataset.pipeline
+        cfg.tta_pipeline = pipeline[:-1] + [dict(
+            type='TestTimeAug', transforms=[[
+                dict(type='RandomFlip', prob=1.),
+                dict(type='RandomFlip', prob=0.)], [pipeline[-1]]])]
+    cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+
+
 def main(argv=None):
     args = parse_args(argv)
     import mmvit  # noqa: F401  (safe torch.load globals)
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
-    from mmvit.utils.config import (check_checkpoint_file, prepare_config,
-                                    shutdown_distributed, use_tta)
-    from mmvit.utils.data_checks import data_errors_explained
+    from mmvit.utils.config import (load_config, setup_launcher,
+                                    shutdown_distributed)
+    from mmvit.utils.run_errors import errors_explained
 
-    if not args.checkpoint.endswith('.onnx'):
-        check_checkpoint_file(args.checkpoint, 'checkpoint')
-    cfg = prepare_config(args)
+    cfg = load_config(args.config, args.overlay, args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = None if args.backend == 'onnxruntime' else args.checkpoint
     if args.backend == 'onnxruntime':
         use_onnxruntime(cfg, args)
@@ -128,12 +144,13 @@ def main(argv=None):
     if args.out is not None:
         add_dump(cfg, args)
     if args.tta:
-        use_tta(cfg, args.config)
+        use_tta(cfg)
     if args.deploy and cfg.load_from:
         cfg.custom_hooks = [*cfg.get('custom_hooks', []),
                             dict(type='mmvit.DeployHook')]
+    setup_launcher(cfg, args.launcher)
     try:
-        with data_errors_explained(cfg, ('test', )):
+        with errors_explained(cfg):
             runner = (Runner.from_cfg(cfg) if 'runner_type' not in cfg else
                       RUNNERS.build(cfg))
             return runner.test()

@@ -30,7 +30,7 @@ def parse_args(argv=None):
     parser.add_argument(
         '--resume', nargs='?', type=str, const='auto',
         help='resume from the given checkpoint, or without a path from the '
-        'latest checkpoint of the work dir')
+        'latest complete checkpoint of the work dir')
     parser.add_argument(
         '--overlay', action='append', default=[], metavar='FILE',
         help='a config file merged over the config, e.g. '
@@ -48,19 +48,52 @@ def parse_args(argv=None):
     return args
 
 
+def resume_from(cfg, requested):
+    """The newest complete checkpoint (a damaged newest one is skipped, with
+    a message naming both; a damaged one given by name is refused)."""
+    from mmvit.engine.checkpoint import find_resume_checkpoint
+
+    def say(message):
+        if os.environ.get('RANK', '0') == '0':
+            print(message, file=sys.stderr, flush=True)
+
+    path = find_resume_checkpoint(
+        cfg.work_dir, None if requested == 'auto' else requested, say)
+    if path is None:
+        say(f'--resume: {cfg.work_dir!r} holds no checkpoint yet; training '
+            'starts from scratch.')
+    return path
+
+
 def main(argv=None):
     args = parse_args(argv)
     import mmvit  # noqa: F401  (safe torch.load globals)
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
-    from mmvit.utils.config import (prepare_config, resume_checkpoint,
-                                    shutdown_distributed, use_amp)
-    from mmvit.utils.data_checks import data_errors_explained
+    from mmvit.utils.config import (load_config, setup_launcher,
+                                    shutdown_distributed)
+    from mmvit.utils.run_errors import errors_explained
 
-    cfg = prepare_config(args)
-
-    use_amp(cfg, args.amp)
+    cfg = load_config(args.config, args.overlay, args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    for key, value in (cfg.get('train_cfg') or {}).items():
+        if key in ('max_epochs', 'max_iters', 'val_interval') and not (
+                isinstance(value, int) and value >= 1):
+            # mmengine trains zero epochs, or divides by zero, without a word
+            raise ValueError(f'{args.config}: train_cfg.{key}={value!r}: an '
+                             'integer >= 1 is allowed')
+    if args.amp:  # mmengine's AmpOptimWrapper, or bfloat16 on a CPU
+        cfg.optim_wrapper.type = 'mmvit.MixedPrecisionOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if cfg.get('compile') is True:
+        # one static graph per input shape: with symbolic sizes CMT's graph
+        # fails to compile at a second shape
+        cfg.compile = dict(dynamic=False)
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
             raise RuntimeError(
@@ -68,15 +101,12 @@ def main(argv=None):
                 'dict(base_batch_size=...) in the config')
         cfg.auto_scale_lr.enable = True
     if args.resume is not None:
-        # the newest complete checkpoint; a damaged newest one is skipped
-        # (with a message naming both) or, if named, refused
         cfg.resume = True
-        cfg.load_from = resume_checkpoint(
-            cfg.work_dir, None if args.resume == 'auto' else args.resume)
+        cfg.load_from = resume_from(cfg, args.resume)
+    setup_launcher(cfg, args.launcher)
 
-    splits = ('train', 'val') if cfg.get('val_cfg') else ('train', )
     try:
-        with data_errors_explained(cfg, splits):
+        with errors_explained(cfg):
             runner = (Runner.from_cfg(cfg) if 'runner_type' not in cfg else
                       RUNNERS.build(cfg))
             runner.train()

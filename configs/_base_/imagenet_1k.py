@@ -11,6 +11,7 @@
 _base_ = [
     'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
     'mmpretrain::_base_/default_runtime.py',
+    './mmvit_runtime.py',
 ]
 
 model = dict(
@@ -57,14 +58,12 @@ test_cfg = dict()
 auto_scale_lr = dict(enable=False, base_batch_size=2048)
 
 default_hooks = dict(
-    checkpoint=dict(type='mmvit.AtomicCheckpointHook', interval=10,
+    logger=_base_.mmvit_default_hooks.logger,
+    checkpoint=dict(_base_.mmvit_default_hooks.checkpoint, interval=10,
                     max_keep_ckpts=3))
 # The hooks of configs/_base_/mmvit_runtime.py, and the weight EMA
 # (momentum = 1 - timm's decay; buffers averaged too, as timm's ModelEma).
-custom_hooks = [
-    dict(type='mmvit.NonFiniteLossHook'),
-    dict(type='mmvit.RandomStateHook'),
-    dict(type='mmvit.CheckpointFitHook'),
+custom_hooks = _base_.mmvit_hooks + [
     dict(type='EMAHook', momentum=4e-5, update_buffers=True,
          priority='ABOVE_NORMAL'),
 ]

@@ -46,9 +46,7 @@ param_scheduler = [
 ]
 train_cfg = dict(max_epochs=300)
 auto_scale_lr = dict(base_batch_size=2048)
-custom_hooks = [
-    dict(type='mmvit.NonFiniteLossHook'),
-    dict(type='mmvit.RandomStateHook'),
+custom_hooks = _base_.mmvit_hooks + [
     dict(type='EMAHook', momentum=5e-4, update_buffers=True,
          priority='ABOVE_NORMAL'),
 ]

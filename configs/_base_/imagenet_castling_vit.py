@@ -33,9 +33,7 @@ param_scheduler = [
          end=300, convert_to_iter_based=True),
 ]
 auto_scale_lr = dict(base_batch_size=1024)
-custom_hooks = [
-    dict(type='mmvit.NonFiniteLossHook'),
-    dict(type='mmvit.RandomStateHook'),
+custom_hooks = _base_.mmvit_hooks + [
     dict(type='mmvit.CastlingAnnealHook', start=1.0, end=0.5,
          schedule='linear'),
 ]

@@ -10,6 +10,7 @@ _base_ = [
     './mmvit_runtime.py',
     './det_tta.py',
 ]
+default_hooks = _base_.mmvit_default_hooks
 
 train_dataloader = dict(batch_size=2, num_workers=2)
 optim_wrapper = dict(
@@ -20,6 +21,3 @@ optim_wrapper = dict(
 auto_scale_lr = dict(enable=False, base_batch_size=16)
 # test-time augmentation (--tta): boxes and masks merged
 tta_model = dict(type='mmvit.MaskDetTTAModel')
-# checkpoints written atomically (temporary file + rename), old ones removed
-# only after the new one is complete
-default_hooks = dict(checkpoint=dict(type='mmvit.AtomicCheckpointHook'))

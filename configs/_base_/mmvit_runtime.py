@@ -1,14 +1,24 @@
-# Hooks every mmvit config runs (each head base includes this file): stop on
-# a NaN/inf loss (naming the iteration and the term) before a checkpoint of
-# the corrupted weights is written; keep every process's RNG states in
-# checkpoints so that `--resume` continues the same random streams; refuse a
-# `load_from` checkpoint that does not fit the model (mmengine would go on
-# with randomly initialised layers).
-custom_hooks = [
+# What every mmvit config runs (each head base includes this file).
+# Checkpoints are written atomically and the oldest is removed only once the
+# new one is complete; the test metrics file is written by the main process
+# only. (Each head base sets `default_hooks = _base_.mmvit_default_hooks`:
+# the libraries' runtime bases define `default_hooks` too.)
+mmvit_default_hooks = dict(
+    logger=dict(type='mmvit.MainProcessLoggerHook'),
+    checkpoint=dict(type='mmvit.AtomicCheckpointHook'))
+# Stop on a NaN/inf loss (naming the iteration and the term) before a
+# checkpoint of the corrupted weights is written; keep every process's RNG
+# states in checkpoints so that `--resume` continues the same random streams;
+# refuse a loaded checkpoint that does not fit the model (mmengine would go
+# on with randomly initialised layers); plain-dict parameter groups, which
+# `compile=True` needs.
+mmvit_hooks = [
     dict(type='mmvit.NonFiniteLossHook'),
     dict(type='mmvit.RandomStateHook'),
     dict(type='mmvit.CheckpointFitHook'),
+    dict(type='mmvit.PlainParamGroupsHook'),
 ]
+custom_hooks = mmvit_hooks
 # Every tool that reads this config imports mmvit first (mmengine's
 # `custom_imports`): the upstream tools and Inferencers (DetInferencer,
 # MMSegInferencer, ImageClassificationInferencer, browse_dataset, ...) then

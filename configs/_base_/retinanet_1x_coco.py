@@ -11,6 +11,7 @@ _base_ = [
     './mmvit_runtime.py',
     './det_tta.py',
 ]
+default_hooks = _base_.mmvit_default_hooks
 
 train_dataloader = dict(batch_size=2, num_workers=2)
 optim_wrapper = dict(
@@ -20,6 +21,3 @@ optim_wrapper = dict(
     paramwise_cfg=dict(norm_decay_mult=0.))
 # `tools/train.py --auto-scale-lr` rescales lr for another total batch size.
 auto_scale_lr = dict(enable=False, base_batch_size=16)
-# checkpoints written atomically (temporary file + rename), old ones removed
-# only after the new one is complete
-default_hooks = dict(checkpoint=dict(type='mmvit.AtomicCheckpointHook'))

@@ -29,8 +29,7 @@ param_scheduler = [
 ]
 auto_scale_lr = dict(enable=False, base_batch_size=32)
 train_cfg = dict(max_iters=40000, val_interval=4000)
-# checkpoints written atomically (temporary file + rename), old ones removed
-# only after the new one is complete
 default_hooks = dict(
-    checkpoint=dict(type='mmvit.AtomicCheckpointHook', by_epoch=False,
+    logger=_base_.mmvit_default_hooks.logger,
+    checkpoint=dict(_base_.mmvit_default_hooks.checkpoint, by_epoch=False,
                     interval=4000, save_best='mIoU'))

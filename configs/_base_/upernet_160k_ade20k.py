@@ -11,6 +11,7 @@ _base_ = [
     'mmseg::_base_/default_runtime.py',
     './mmvit_runtime.py',
 ]
+default_hooks = _base_.mmvit_default_hooks
 crop_size = (512, 512)
 
 model = dict(
@@ -32,6 +33,3 @@ param_scheduler = [
          by_epoch=False),
 ]
 auto_scale_lr = dict(enable=False, base_batch_size=16)
-# checkpoints written atomically (temporary file + rename), old ones removed
-# only after the new one is complete
-default_hooks = dict(checkpoint=dict(type='mmvit.AtomicCheckpointHook'))

@@ -68,6 +68,8 @@ default_hooks = dict(
 custom_hooks = [
     dict(type='mmvit.NonFiniteLossHook'),
     dict(type='mmvit.RandomStateHook'),
+    dict(type='mmvit.CheckpointFitHook'),
+    dict(type='mmvit.PlainParamGroupsHook'),
 ]
 # a fixed seed, so that the README's number can be reproduced (unseeded
 # runs of CAS-ViT-XS ended at 78 % and 88 %)

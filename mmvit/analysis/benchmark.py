@@ -257,9 +257,8 @@ def build_config_model(path, cfg_options=None):
     wrapped in :class:`TensorForward`; built after seeding torch's
     generator with 0, so that its random weights (and the number of
     proposals of a two-stage detector) are reproducible."""
-    from mmvit.utils.config import build_model, check_mmvit_types, load_config
+    from mmvit.utils.config import build_model, load_config
     cfg = load_config(path, cfg_options=cfg_options)
-    check_mmvit_types(cfg, path)
     torch.manual_seed(0)
     return TensorForward(build_model(cfg), cfg.get('default_scope', 'mmdet'))
 

@@ -180,7 +180,7 @@ class ModelTrainStep:
     (data preprocessing, forward, losses, backward, the optimizer's
     update). With ``compiled``, the step is
     ``torch.compile(model.train_step, dynamic=False)``, as ``compile=True``
-    in a config makes it (:func:`mmvit.utils.config.prepare_compile`).
+    in a config makes it (``tools/train.py``).
     ``__call__`` returns the total loss."""
 
     def __init__(self, model, data, optim_wrapper, compiled=False):
@@ -252,14 +252,13 @@ def config_training(path, settings, size, batch=2, repeat=5, warmup=2,
     from mmengine.optim import build_optim_wrapper
 
     from mmvit.engine import PlainParamGroupsHook
-    from mmvit.utils.config import build_model, check_mmvit_types, load_config
+    from mmvit.utils.config import build_model, load_config
     unknown = sorted(set(settings) - set(CONFIG_SETTINGS))
     if unknown:
         raise ValueError(f'a config\'s train step runs under '
                          f'{", ".join(CONFIG_SETTINGS)}, not '
                          f'{", ".join(unknown)}')
     cfg = load_config(path)
-    check_mmvit_types(cfg, path)
     if cfg.get('data_preprocessor'):  # as mmengine's Runner builds it
         cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
     backbone = cfg.model.get('backbone') or {}

@@ -125,19 +125,22 @@ def get_model(name, pretrained=False, cfg_options=None, **kwargs):
 
 def _load_whole_model(model, info, checkpoint):
     """A checkpoint of the model, or an official classifier file (converted
-    to the classifier's keys)."""
+    to the classifier's keys), loaded strictly."""
+    from mmengine.runner.checkpoint import load_state_dict
+
     from mmvit.converters.classifier import (CLASSIFIER_BACKBONES,
                                              convert_classifier)
-    from mmvit.models.utils.checkpoint import read_checkpoint
-    state = read_checkpoint(checkpoint)
-    state = state.get('state_dict', state.get('model', state))
-    own = model.state_dict()
-    if not any(k in own for k in state) and info['kind'] == 'imagenet' \
-            and info['family'] in CLASSIFIER_BACKBONES:
+    from mmvit.models.utils import extract_state_dict
+    from mmvit.utils.checkpoint import read_checkpoint
+    state = extract_state_dict(read_checkpoint(checkpoint), str(checkpoint),
+                               prefix='')
+    if not any(k in model.state_dict() for k in state) and \
+            info['kind'] == 'imagenet' and \
+            info['family'] in CLASSIFIER_BACKBONES:
         state, _, _ = convert_classifier(info['family'], state,
                                          info['variant'], str(checkpoint))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(
-            f'{checkpoint}: does not fit {info["name"]}: missing '
-            f'{list(missing)[:8]}, unexpected {list(unexpected)[:8]}')
+    try:
+        load_state_dict(model, state, strict=True)
+    except RuntimeError as err:
+        raise ValueError(f'{checkpoint}: does not fit {info["name"]}: '
+                         f'{err}') from None

@@ -4,7 +4,6 @@ The result has the ``backbone.``, ``neck.`` and ``head.`` keys of
 ``configs/imagenet_{family}_{variant}.py``; the variant is found from the
 tensor shapes unless given.
 """
-import os.path as osp
 
 import torch
 
@@ -24,10 +23,8 @@ CLASSIFIER_BACKBONES = {
 def read_official(path, use_ema=False):
     """The tensors of an official checkpoint (``model`` or, with
     ``use_ema``, ``model_ema``), ``module.`` prefixes removed."""
-    from mmvit.utils.safe_load import safe_torch_load
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'official_to_mmvit: no such file: {path}')
-    checkpoint = safe_torch_load(path, 'cpu')
+    from mmvit.utils.checkpoint import read_checkpoint
+    checkpoint = read_checkpoint(path)
     if not isinstance(checkpoint, dict):
         raise TypeError(f'{path}: expected a dict, got '
                         f'{type(checkpoint).__name__}')

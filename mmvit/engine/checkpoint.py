@@ -1,196 +1,97 @@
-"""Checkpoints that are never half-written, and finding a complete one.
+"""Checkpoints that are never half-written, resuming past a damaged one, and
+refusing weights that do not fit the model.
 
-A checkpoint is first written to a hidden temporary file in its own
-directory, flushed to disk, then renamed over its final name
-(``os.replace`` is atomic on POSIX file systems): a process killed at any
-moment leaves either the previous file or the new, complete one, never a
-truncated one under the final name. ``last_checkpoint`` is written the same
-way and only after the checkpoint is in place; older checkpoints are removed
-only after that.
+Saving goes through mmengine's ``CheckpointHook`` unchanged; only its storage
+backend differs (:class:`AtomicLocalBackend`): every file is written to a
+hidden temporary file in its folder, flushed and renamed over its final name,
+and the removals the hook asks for (the oldest checkpoint beyond
+``max_keep_ckpts``, the previous best one) wait until the next checkpoint is
+complete. A process killed at any moment leaves the previous checkpoint.
 """
 import glob
 import os
 import os.path as osp
 import re
-import zipfile
 
 from mmengine.dist import is_main_process
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.hooks import CheckpointHook, Hook
-from mmengine.runner.checkpoint import CheckpointLoader
 
 from mmvit.registry import HOOKS
-from mmvit.utils.safe_load import load_local_checkpoint
+from mmvit.utils.checkpoint import checkpoint_problem
 
 ATOMIC_BACKEND = 'mmvit_atomic_local'
-_TMP_PATTERN = '.{name}.tmp-{pid}'
 _TMP_GLOB = '.*.tmp-*'
 
 
 def atomic_write(data: bytes, path: str) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
+    """Write ``data`` to ``path`` through a temporary file, fsync and a
+    rename (``os.replace`` is atomic on POSIX file systems)."""
     path = os.fspath(path)
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    tmp = osp.join(folder, _TMP_PATTERN.format(name=osp.basename(path),
-                                               pid=os.getpid()))
+    tmp = osp.join(folder, f'.{osp.basename(path)}.tmp-{os.getpid()}')
     try:
         with open(tmp, 'wb') as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         if osp.exists(tmp):
             os.remove(tmp)
-        raise
-    try:  # make the rename itself durable
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
 
 
 class AtomicLocalBackend(LocalBackend):
-    """mmengine's local file backend whose writes are atomic
-    (:func:`atomic_write`)."""
+    """mmengine's local file backend with atomic writes and deferred
+    removals: a file removed through it is deleted once the next file is
+    completely written (the hook removes the oldest checkpoint before it
+    saves the new one)."""
+    _pending = []  # removals of this process, waiting for a complete write
 
     def put(self, obj: bytes, filepath) -> None:
         atomic_write(obj, filepath)
+        for path in AtomicLocalBackend._pending:
+            if osp.abspath(path) != osp.abspath(filepath) and osp.isfile(
+                    path):
+                os.remove(path)
+        AtomicLocalBackend._pending.clear()
 
     def put_text(self, obj: str, filepath, encoding: str = 'utf-8') -> None:
-        atomic_write(obj.encode(encoding), filepath)
+        self.put(obj.encode(encoding), filepath)
+
+    def remove(self, filepath) -> None:
+        AtomicLocalBackend._pending.append(str(filepath))
 
 
 register_backend(ATOMIC_BACKEND, AtomicLocalBackend, force=True)
-# every local checkpoint mmengine reads (load_from, resume, upstream modules'
-# Pretrained init) goes through safe_torch_load, whose errors name the file
-CheckpointLoader.register_scheme(prefixes='', loader=load_local_checkpoint,
-                                 force=True)
 
 
 @HOOKS.register_module()
 class AtomicCheckpointHook(CheckpointHook):
-    """mmengine's ``CheckpointHook`` whose saves cannot leave a broken file.
+    """mmengine's ``CheckpointHook`` saving through
+    :class:`AtomicLocalBackend` when it saves to a local disk (no
+    ``backend_args``); same arguments. Temporary files of a killed save are
+    removed when training starts again."""
 
-    Same arguments and behaviour as ``CheckpointHook``, except that on a
-    local disk (no ``backend_args``, or the local backend):
-
-    * every checkpoint file and ``last_checkpoint`` are written atomically
-      (:class:`AtomicLocalBackend`): temporary file, fsync, rename;
-    * ``last_checkpoint`` is updated only once the new checkpoint is in
-      place, and checkpoints beyond ``max_keep_ckpts`` (and a previous
-      best checkpoint) are removed only after that, so even with
-      ``max_keep_ckpts=1`` a kill during a save keeps the previous
-      checkpoint;
-    * temporary files left by a killed save are removed before training.
-    """
-
-    def __init__(self, *args, backend_args=None, file_client_args=None,
-                 **kwargs):
-        local = file_client_args is None and (
-            backend_args is None or backend_args.get('backend') == 'local')
-        if local:
+    def __init__(self, *args, backend_args=None, **kwargs):
+        if backend_args is None and kwargs.get('file_client_args') is None:
             backend_args = dict(backend=ATOMIC_BACKEND)
-        super().__init__(*args, backend_args=backend_args,
-                         file_client_args=file_client_args, **kwargs)
-        self._atomic = local
-        self._pending_removal = []
+        super().__init__(*args, backend_args=backend_args, **kwargs)
 
     def before_train(self, runner):
         super().before_train(runner)
-        if self._atomic and is_main_process():
-            for path in glob.glob(osp.join(self.out_dir, _TMP_GLOB)):
-                os.remove(path)  # the rest of a save that was killed
-
-    def _remove_later(self, path):
-        self._pending_removal.append(path)
-
-    def _flush_removals(self):
-        keep = {self.last_ckpt, getattr(self, 'best_ckpt_path', None),
-                *getattr(self, 'best_ckpt_path_dict', {}).values()}
-        for path in self._pending_removal:
-            if path not in keep and self.file_backend.isfile(path):
-                self.file_backend.remove(path)
-        self._pending_removal = []
-
-    def _save_checkpoint_with_step(self, runner, step, meta):
-        if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids and
-                                            self.keep_ckpt_ids[-1] == step):
-            if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
-                oldest = self.keep_ckpt_ids.popleft()
-                self._remove_later(self.file_backend.join_path(
-                    self.out_dir, self.filename_tmpl.format(oldest)))
-            self.keep_ckpt_ids.append(step)
-            runner.message_hub.update_info('keep_ckpt_ids',
-                                           list(self.keep_ckpt_ids))
-        filename = self.filename_tmpl.format(step)
-        self.last_ckpt = self.file_backend.join_path(self.out_dir, filename)
-        runner.message_hub.update_info('last_ckpt', self.last_ckpt)
-        runner.save_checkpoint(
-            self.out_dir, filename, self.file_client_args,
-            save_optimizer=self.save_optimizer,
-            save_param_scheduler=self.save_param_scheduler, meta=meta,
-            by_epoch=self.by_epoch, backend_args=self.backend_args,
-            **self.args)
-        if not is_main_process():
-            return
-        pointer = osp.join(runner.work_dir, 'last_checkpoint')
-        if self._atomic:
-            atomic_write(self.last_ckpt.encode('utf-8'), pointer)
-        else:
-            with open(pointer, 'w') as f:
-                f.write(self.last_ckpt)
-        self._flush_removals()
-
-    def _save_best_checkpoint(self, runner, metrics):
-        # the base class removes the previous best file before writing the
-        # new one; defer that removal until the new one is complete
-        backend = self.file_backend
-        backend.remove = self._remove_later
-        try:
-            super()._save_best_checkpoint(runner, metrics)
-        finally:
-            del backend.remove
         if is_main_process():
-            self._flush_removals()
+            for path in glob.glob(osp.join(self.out_dir, _TMP_GLOB)):
+                os.remove(path)
 
 
 # -- finding a complete checkpoint ---------------------------------------
-def checkpoint_problem(path):
-    """Why ``path`` cannot be resumed from (a sentence), or None when it is
-    a complete checkpoint. Zip-format files (``torch.save``'s default) are
-    checked entry by entry against their CRCs; others by loading them."""
-    if not osp.isfile(path):
-        return 'the file does not exist'
-    if osp.getsize(path) == 0:
-        return 'the file is empty'
-    if zipfile.is_zipfile(path):
-        try:
-            with zipfile.ZipFile(path) as archive:
-                bad = archive.testzip()
-        except (zipfile.BadZipFile, OSError, EOFError) as err:
-            return f'the zip archive is damaged ({err})'
-        return None if bad is None else f'the entry {bad!r} is damaged'
-    from mmvit.utils.safe_load import safe_torch_load
-    try:
-        safe_torch_load(path)
-    except (RuntimeError, OSError) as err:
-        return str(err)
-    return None
-
-
 _STEP = re.compile(r'(?:epoch|iter)_(\d+)\.pth$')
 
 
 def saved_checkpoints(work_dir):
-    """``epoch_N.pth``/``iter_N.pth`` files of ``work_dir``, newest first
-    (by step number, then modification time)."""
+    """``epoch_N.pth``/``iter_N.pth`` files of ``work_dir``, newest first."""
     found = []
     for path in glob.glob(osp.join(work_dir, '*.pth')):
         match = _STEP.search(osp.basename(path))
@@ -200,33 +101,19 @@ def saved_checkpoints(work_dir):
 
 
 def read_last_checkpoint(work_dir):
-    """The path ``work_dir/last_checkpoint`` names, or None."""
+    """The path ``work_dir/last_checkpoint`` names, or ''."""
     pointer = osp.join(work_dir, 'last_checkpoint')
     if not osp.isfile(pointer):
-        return None
+        return ''
     with open(pointer, encoding='utf-8', errors='replace') as f:
-        path = f.read().strip()
-    return path or None
+        return f.read().strip()
 
 
 def find_resume_checkpoint(work_dir, requested=None, log=print):
-    """The checkpoint ``--resume`` should continue from.
-
-    Args:
-        work_dir (str): the run's work dir.
-        requested (str, optional): the path given to ``--resume``; None for
-            the work dir's latest.
-        log (callable): receives the message when another file than the
-            latest is chosen.
-
-    Returns:
-        str or None: a complete checkpoint; None when the work dir holds
-        none at all (the run then starts from scratch).
-
-    Raises:
-        RuntimeError: ``requested`` is damaged, or every checkpoint of the
-            work dir is.
-    """
+    """The checkpoint ``--resume`` continues from: ``requested`` unless it
+    is damaged (an error naming the newest complete file next to it), else
+    the newest complete one of ``work_dir`` (``log`` names a damaged newer
+    one), None when there is none, an error when all are damaged."""
     if requested is not None:
         problem = checkpoint_problem(requested)
         if problem is None:
@@ -242,7 +129,7 @@ def find_resume_checkpoint(work_dir, requested=None, log=print):
     latest = read_last_checkpoint(work_dir)
     candidates = ([latest] if latest else []) + [
         p for p in saved_checkpoints(work_dir)
-        if latest is None or osp.abspath(p) != osp.abspath(latest)]
+        if osp.abspath(p) != osp.abspath(latest or '.')]
     damaged = []
     for path in candidates:
         problem = checkpoint_problem(path)
@@ -263,73 +150,58 @@ def find_resume_checkpoint(work_dir, requested=None, log=print):
 
 
 # -- does a checkpoint fit the model? ------------------------------------
-def _saved_model_type(checkpoint):
-    """``'RetinaNet with backbone mmvit.CMT'``-like words for the model of
-    the run that saved ``checkpoint`` (its ``meta.cfg``), or ''."""
+def model_words(model_cfg):
+    """``'RetinaNet with backbone CASViT'`` for a model config or module."""
+    if isinstance(model_cfg, dict):
+        kind = str(model_cfg.get('type', '?')).split('.')[-1]
+        backbone = model_cfg.get('backbone')
+        backbone = backbone.get('type') if isinstance(backbone, dict) else None
+    else:
+        kind = type(model_cfg).__name__
+        backbone = getattr(model_cfg, 'backbone', None)
+        backbone = type(backbone).__name__ if backbone is not None else None
+    return kind + (f' with backbone {str(backbone).split(".")[-1]}'
+                   if backbone else '')
+
+
+def _saved_from(checkpoint):
+    """Words for the model of the run that saved ``checkpoint``, or ''."""
     text = (checkpoint.get('meta') or {}).get('cfg')
     if not isinstance(text, str):
         return ''
     try:
         from mmengine.config import Config
-        model = Config.fromstring(text, '.py').get('model') or {}
+        return model_words(Config.fromstring(text, '.py').get('model') or {})
     except Exception:  # an unreadable config says nothing
         return ''
-    words = str(model.get('type', ''))
-    backbone = model.get('backbone')
-    if isinstance(backbone, dict) and backbone.get('type'):
-        words += f' with backbone {backbone["type"]}'
-    return words
 
 
-def checkpoint_fit(model, path):
-    """Compare ``model``'s state dict with the checkpoint at ``path``.
-
-    Returns:
-        dict: ``missing`` (model keys the file lacks), ``unexpected`` (file
-        keys the model lacks), ``mismatched`` (``key: file shape vs model
-        shape``), ``total`` (the model's tensors) and ``saved_from`` (the
-        model the file's run config describes, or '').
-    """
-    from mmvit.models.utils.checkpoint import extract_state_dict
-    from mmvit.utils.safe_load import safe_torch_load
-    checkpoint = safe_torch_load(path, mmap=zipfile.is_zipfile(path))
-    state = extract_state_dict(checkpoint, path, prefix='')  # whole model
-    own = model.state_dict()
-    mismatched = [
-        f'{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}'
-        for k, v in own.items() if k in state and state[k].shape != v.shape]
-    return dict(
-        missing=[k for k in own if k not in state],
-        unexpected=[k for k in state if k not in own],
-        mismatched=mismatched, total=len(own),
-        saved_from=_saved_model_type(checkpoint))
-
-
-def require_fit(model, path, min_fraction=1.0, use='test'):
-    """Raise unless the checkpoint at ``path`` gives ``model`` at least
-    ``min_fraction`` of its tensors with their shapes (1.0: every tensor).
-
-    The error counts and lists the missing and mismatched tensors and names
-    the model the file was saved from and the one ``model`` is; ``use``
-    says what is refused (``'test'``, ``'train'``, ``'run inference'``).
-    """
+def fit_problem(model, checkpoint, path, min_fraction=1.0, use='test'):
+    """The error for a loaded ``checkpoint`` that gives ``model`` less than
+    ``min_fraction`` of its tensors with their shapes, or None. It counts
+    and lists what is missing or differs and names the model the file was
+    saved from and the one ``model`` is."""
     from mmvit.models.utils.checkpoint import show_keys
-    fit = checkpoint_fit(model, path)
-    bad = len(fit['missing']) + len(fit['mismatched'])
-    if fit['total'] - bad >= min_fraction * fit['total']:
-        return
-    origin = (f' The file was saved from a {fit["saved_from"]}; this '
-              f'config builds a {type(model).__name__}'
-              f'{_backbone_words(model)}.' if fit['saved_from'] else '')
+    state = checkpoint.get('state_dict', checkpoint)
+    state = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    mismatched = [f'{k}: file {tuple(state[k].shape)} vs model '
+                  f'{tuple(v.shape)}' for k, v in own.items()
+                  if k in state and state[k].shape != v.shape]
+    if len(own) - len(missing) - len(mismatched) >= min_fraction * len(own):
+        return None
     detail = []
-    if fit['missing']:
-        detail.append(f'{len(fit["missing"])} of the model\'s '
-                      f'{fit["total"]} tensors are missing from it '
-                      f'({show_keys(fit["missing"], 6)})')
-    if fit['mismatched']:
-        detail.append(f'{len(fit["mismatched"])} have other shapes '
-                      f'({show_keys(fit["mismatched"], 3)})')
-    raise RuntimeError(
+    if missing:
+        detail.append(f'{len(missing)} of the model\'s {len(own)} tensors '
+                      f'are missing from it ({show_keys(missing, 6)})')
+    if mismatched:
+        detail.append(f'{len(mismatched)} have other shapes '
+                      f'({show_keys(mismatched, 3)})')
+    saved = _saved_from(checkpoint)
+    origin = (f' The file was saved from a {saved}; this config builds a '
+              f'{model_words(model)}.' if saved else '')
+    return RuntimeError(
         f'checkpoint {path!r} does not fit the model of this config: '
         f'{"; ".join(detail)}.{origin} Refusing to {use} with randomly '
         'initialised layers; pass the checkpoint of this config\'s model '
@@ -338,50 +210,41 @@ def require_fit(model, path, min_fraction=1.0, use='test'):
 
 @HOOKS.register_module()
 class CheckpointFitHook(Hook):
-    """Refuse a ``load_from`` checkpoint that does not fit the model.
+    """Refuse a loaded checkpoint that does not fit the model.
 
-    mmengine loads ``load_from`` non-strictly: the tensors of another model
-    are skipped with a warning and the run goes on with randomly
-    initialised layers. Before testing this hook requires every tensor of
-    the model, with its shape; before training (fine-tuning may replace a
-    head) at least ``min_train_fraction`` of them.
-
-    Args:
-        min_train_fraction (float): the least fraction of the model's
-            tensors a ``load_from`` checkpoint must provide for training.
+    mmengine loads ``load_from`` non-strictly and would go on with random
+    layers. This hook compares the checkpoint the runner has read
+    (``after_load_checkpoint``) with the model and stops before testing
+    unless it gives every tensor with its shape, before training unless it
+    gives ``min_train_fraction`` of them (fine-tuning may replace a head).
     """
-    priority = 'VERY_HIGH'  # before DeployHook changes the model
+    priority = 'VERY_HIGH'
 
     def __init__(self, min_train_fraction=0.5):
         self.min_train_fraction = min_train_fraction
+        self._loaded = None  # (model, checkpoint, path) until checked
 
-    def _check(self, runner, strict):
+    def after_load_checkpoint(self, runner, checkpoint):
         from mmengine.model import BaseTTAModel, is_model_wrapper
-        path = getattr(runner, '_load_from', None)
-        if not path or not osp.isfile(path):
-            return
         model = runner.model
         while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
             model = model.module  # the checkpoint is the wrapped model's
-        require_fit(model, path, 1.0 if strict else self.min_train_fraction,
-                    'test' if strict else 'train')
+        path = runner.cfg.get('load_from') or 'the checkpoint'
+        self._loaded = (model, checkpoint, path)
+
+    def _check(self, fraction, use):
+        if self._loaded is not None:
+            loaded, self._loaded = self._loaded, None
+            error = fit_problem(*loaded, fraction, use)
+            if error is not None:
+                raise error
 
     def before_train(self, runner):
-        if not runner._resume:
-            self._check(runner, strict=False)
-
-    def before_test(self, runner):
-        self._check(runner, strict=True)
+        self._check(self.min_train_fraction, 'train')
 
     def before_val(self, runner):
-        # runner.val() on its own: the train loop was never built (it is
-        # None or still its config dict); validation during training is not
-        # checked again
-        if runner._train_loop is None or isinstance(runner._train_loop,
-                                                    dict):
-            self._check(runner, strict=True)
+        # runner.val() on its own; during training the check ran before
+        self._check(1.0, 'test')
 
-
-def _backbone_words(model):
-    backbone = getattr(model, 'backbone', None)
-    return f' with backbone {type(backbone).__name__}' if backbone else ''
+    def before_test(self, runner):
+        self._check(1.0, 'test')

@@ -14,33 +14,27 @@ SCHEDULES = ('linear', 'cosine')
 class CastlingAnnealHook(Hook):
     """Anneal Castling-ViT's auxiliary softmax weight to exactly 0.
 
-    Before every training iteration the weight of the masked-softmax branch
-    of every ``LinearAngularAttention`` is set from the run's progress
-    ``p = iter / max_iters`` (so epoch- and iteration-based loops alike):
-    ``start * s(p / end)`` for ``p < end`` and exactly 0 from then on, with
-    ``s(t) = 1 - t`` (linear) or ``(1 + cos(pi t)) / 2`` (cosine). From
-    then on the branch is not computed. The weight is a buffer of the model,
-    so checkpoints keep it; on resume the hook recomputes it from the
-    restored iteration anyway.
+    Before every training iteration the weight of every
+    ``LinearAngularAttention``'s masked-softmax branch is set from the
+    progress ``p = iter / max_iters``: ``start * s(p / end)`` for
+    ``p < end``, exactly 0 (the branch no longer computed) from then on,
+    with ``s(t) = 1 - t`` (linear) or ``(1 + cos(pi t)) / 2`` (cosine). The
+    weight is a buffer of the model; on resume it is recomputed anyway.
 
     Args:
-        start (float): the weight at the first iteration. Defaults to 1.
-        end (float): the fraction of the schedule at which it reaches 0,
-            in (0, 1]. Defaults to 0.5.
+        start (float): the weight at the first iteration, >= 0.
+        end (float): the fraction of the schedule, in (0, 1], at which it
+            reaches 0.
         schedule (str): ``'linear'`` or ``'cosine'``.
     """
     priority = 'NORMAL'
 
     def __init__(self, start=1.0, end=0.5, schedule='linear'):
-        if not 0 < end <= 1:
-            raise ValueError('CastlingAnnealHook: end must be a fraction of '
-                             f'the schedule in (0, 1], got {end!r}')
-        if schedule not in SCHEDULES:
-            raise ValueError(f'CastlingAnnealHook: schedule must be one of '
-                             f'{SCHEDULES}, got {schedule!r}')
-        if start < 0:
-            raise ValueError(f'CastlingAnnealHook: start must be >= 0, got '
-                             f'{start!r}')
+        if not (0 < end <= 1 and schedule in SCHEDULES and start >= 0):
+            raise ValueError(
+                f'CastlingAnnealHook(start={start!r}, end={end!r}, schedule='
+                f'{schedule!r}): allowed are start >= 0, end in (0, 1], '
+                f'schedule in {SCHEDULES}')
         self.start = float(start)
         self.end = float(end)
         self.schedule = schedule
@@ -123,21 +117,11 @@ def _set_random_states(states):
 @HOOKS.register_module()
 class RandomStateHook(Hook):
     """Save every process's RNG states with each checkpoint and restore
-    them on resume.
-
-    mmengine re-seeds a resumed run from its seed, so the random numbers
-    after a resume (data augmentation in the main process, drop path) differ
-    from those an uninterrupted run draws. With this hook a run resumed from
-    a checkpoint continues with the same streams: in deterministic mode it
-    ends with the same weights. (Dataloader workers re-seed themselves each
-    epoch unless ``persistent_workers=True``; with persistent workers their
-    streams are not restored.)
-
-    Only the main process writes checkpoints, so in distributed runs the
-    states of all processes are gathered just before the checkpoint hook
-    runs (it has a lower priority), at the end of every epoch and at the
-    iterations where an iteration-based checkpoint hook saves.
-    """
+    them on resume, so that a resumed run draws the random numbers an
+    uninterrupted one would (mmengine re-seeds it): in deterministic mode it
+    ends with the same weights. Workers with ``persistent_workers=True``
+    keep streams of their own. In distributed runs the states of all
+    processes are gathered before the checkpoint hook runs."""
     priority = 'LOW'  # before CheckpointHook (VERY_LOW)
 
     def __init__(self):
@@ -193,14 +177,11 @@ class RandomStateHook(Hook):
 
 @HOOKS.register_module()
 class NonFiniteLossHook(Hook):
-    """Stop training when a loss becomes NaN or infinite.
-
-    After every training iteration, each loss term the model returned is
-    checked; the first non-finite one stops the run with an error naming
-    the iteration and the term. The hook runs before the checkpoint hook,
-    so no checkpoint with the corrupted weights is written and the last
-    good one stays loadable.
-    """
+    """Stop training, naming the iteration and the loss terms, when a loss
+    term becomes NaN or infinite; before the checkpoint hook, so no
+    checkpoint of the corrupted weights is written. (mmdet's
+    ``CheckInvalidLossHook`` checks the total loss every 50 iterations and
+    stops with a bare ``AssertionError``.)"""
     priority = 'VERY_HIGH'
 
     def after_train_iter(self, runner, batch_idx, data_batch=None,
@@ -221,10 +202,8 @@ class NonFiniteLossHook(Hook):
 
 @HOOKS.register_module()
 class DeployHook(Hook):
-    """Apply :func:`mmvit.deploy.switch_to_deploy` to the model before
-    testing, after the checkpoint is loaded; what ``tools/test.py
-    --deploy`` adds. Not for validation during training: a deployed model
-    no longer trains its BatchNorms."""
+    """:func:`mmvit.deploy.switch_to_deploy` before testing, after the
+    checkpoint is loaded (``tools/test.py --deploy``)."""
 
     def before_test(self, runner):
         from mmvit.deploy import switch_to_deploy
@@ -235,15 +214,9 @@ class DeployHook(Hook):
 
 @HOOKS.register_module()
 class PlainParamGroupsHook(Hook):
-    """Make the optimizer's parameter groups plain dicts before training.
-
-    mmengine's optimizer constructor leaves them ``ConfigDict`` (a dict
-    subclass) when ``paramwise_cfg`` splits the parameters into groups, and
-    ``torch.compile`` of the train step (``compile`` in a config) cannot
-    trace an optimizer step over such groups
-    (``InternalTorchDynamoError: 'UserDefinedDictVariable' object has no
-    attribute 'items'``). Each group keeps its keys and its parameter list.
-    """
+    """Make the optimizer's parameter groups plain dicts before training:
+    mmengine leaves ``paramwise_cfg`` groups ``ConfigDict``, over which
+    ``torch.compile`` cannot trace an optimizer step."""
     priority = 'VERY_HIGH'
 
     def before_train(self, runner):
@@ -257,14 +230,9 @@ class PlainParamGroupsHook(Hook):
 
 @HOOKS.register_module()
 class MainProcessLoggerHook(LoggerHook):
-    """mmengine's ``LoggerHook`` whose test metrics file
-    (``<timestamp>/<timestamp>.json``) is written by the main process only.
-
-    mmengine's hook writes it from every process of a distributed test, to
-    the same path at the same moment, which can leave two interleaved JSON
-    texts in it. Everything else is the base class's (other processes'
-    loggers and visualizers write nothing anyway).
-    """
+    """mmengine's ``LoggerHook`` whose test metrics file is written by the
+    main process only (mmengine's is written by every process of a
+    distributed test, at once, to one path)."""
 
     def after_test_epoch(self, runner, metrics=None):
         from mmengine.dist import is_main_process

@@ -152,38 +152,22 @@ def build_detector(config, checkpoint=None, overlays=(), cfg_options=None):
 
 
 def load_detector_checkpoint(model, path):
-    """A detector checkpoint; a backbone-only (e.g. ImageNet) file goes into
-    the backbone through the backbone's own loader."""
-    from mmengine.logging import print_log
+    """A checkpoint of the whole model, loaded strictly; a backbone-only
+    (e.g. ImageNet) file goes into the backbone through its own loader."""
+    from mmengine.runner.checkpoint import load_state_dict
 
-    from mmvit.models.utils.checkpoint import read_checkpoint
-    from mmvit.models.utils import load_pretrained
+    from mmvit.models.utils import extract_state_dict, load_pretrained
+    from mmvit.utils.checkpoint import read_checkpoint
     checkpoint = read_checkpoint(path)
-    state = checkpoint.get('state_dict', checkpoint) \
-        if isinstance(checkpoint, dict) else {}
-    state = {k[7:] if k.startswith('module.') else k: v
-             for k, v in state.items()}
-    own = model.state_dict()
-    if not any(k in own for k in state):
-        print_log(f'{path}: no detector keys; loading it as a backbone '
-                  'checkpoint', logger='current')
-        try:
-            load_pretrained(model.backbone, path)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ToolError(str(exc)) from None
-        return
+    state = extract_state_dict(checkpoint, path, prefix='')
     try:
-        missing, unexpected = model.load_state_dict(state, strict=False)
-    except RuntimeError as exc:
+        if not any(k in model.state_dict() for k in state):
+            load_pretrained(model.backbone, path)  # a backbone checkpoint
+        else:
+            load_state_dict(model, state, strict=True)
+    except (RuntimeError, ValueError, KeyError) as exc:
         raise ToolError(f'checkpoint {path!r} does not fit the config: '
                         f'{exc}') from None
-    print_log(f'{path}: loaded {len(own) - len(missing)}/{len(own)} '
-              'tensors', logger='current')
-    for kind, keys in (('missing', missing), ('unexpected', unexpected)):
-        if keys:
-            print_log(f'{kind} keys: {", ".join(list(keys)[:20])}'
-                      f'{" ..." if len(keys) > 20 else ""}',
-                      logger='current', level=30)
 
 
 def describe_preprocessing(detector):
@@ -376,12 +360,11 @@ def build_config_model(config, checkpoint=None, overlays=(),
                        cfg_options=None):
     """(config, model) of an mmdet or mmseg config, ``checkpoint`` loaded
     (a whole-model or a backbone checkpoint); eval mode."""
-    from mmvit.utils.config import build_model, check_mmvit_types, load_config
+    from mmvit.utils.config import build_model, load_config
     try:
         cfg = load_config(config, overlays, cfg_options)
     except (OSError, SyntaxError, TypeError) as exc:
         raise ToolError(str(exc)) from None
-    check_mmvit_types(cfg, config)
     model = build_model(cfg)
     if checkpoint is not None:
         load_detector_checkpoint(model, checkpoint)

@@ -94,6 +94,9 @@ def drop_path_rates(depths, drop_path_rate):
     Returns one list per stage; block ``j`` of all ``N`` blocks gets
     ``rate * j / (N - 1)``.
     """
+    if not 0 <= drop_path_rate < 1:
+        raise ValueError(f'drop_path_rate={drop_path_rate!r}: a probability '
+                         'in [0, 1) is allowed')
     total = sum(depths)
     rates = [drop_path_rate * j / max(total - 1, 1) for j in range(total)]
     out, start = [], 0

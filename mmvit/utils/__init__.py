@@ -1,3 +1,3 @@
-from .safe_load import register_safe_globals, safe_torch_load
+from .checkpoint import read_checkpoint, register_safe_globals
 
-__all__ = ['register_safe_globals', 'safe_torch_load']
+__all__ = ['read_checkpoint', 'register_safe_globals']

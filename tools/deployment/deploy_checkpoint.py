@@ -10,6 +10,7 @@ same config rebuilds with ``--cfg-options model.backbone.deploy=True``
         retinanet_cas_vit_s_deploy.pth --cfg-options model.backbone.deploy=True
 """
 import argparse
+import os
 import os.path as osp
 import sys
 
@@ -36,11 +37,42 @@ def parse_args(argv=None):
     return args
 
 
+def rebuild_options(model):
+    """The ``--cfg-options`` that rebuild ``model``'s deployed structure."""
+    return 'model.backbone.deploy=True' + (
+        ' model.head.deploy=True' if hasattr(getattr(model, 'head', None),
+                                             'deploy') else '')
+
+
+def deploy_checkpoint(config, checkpoint, out, overlays=()):
+    """Build ``config``'s model, load ``checkpoint`` strictly, deploy it and
+    save it to ``out`` (a temporary file, then a rename)."""
+    import torch
+    from mmengine.runner.checkpoint import load_state_dict
+
+    from mmvit.deploy import switch_to_deploy
+    from mmvit.models.utils import extract_state_dict
+    from mmvit.utils.checkpoint import read_checkpoint
+    from mmvit.utils.config import build_model, load_config
+    cfg = load_config(config, overlays)
+    if 'backbone' in cfg.model:
+        cfg.model.backbone.init_cfg = None
+    model = build_model(cfg)
+    load_state_dict(model, extract_state_dict(
+        read_checkpoint(checkpoint), checkpoint, prefix=''), strict=True)
+    switch_to_deploy(model)
+    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+    torch.save({'state_dict': model.state_dict(),
+                'meta': dict(deployed=True, config=osp.basename(config),
+                             source=osp.basename(checkpoint),
+                             rebuild=rebuild_options(model))}, out + '.tmp')
+    os.replace(out + '.tmp', out)
+    return model
+
+
 def main(argv=None):
     args = parse_args(argv)
     import mmvit  # noqa: F401  (safe torch.load globals)
-    from mmvit.apis.deploy_checkpoint import (deploy_checkpoint,
-                                              rebuild_options)
     try:
         model = deploy_checkpoint(args.config, args.checkpoint, args.out,
                                   args.overlay)
