@@ -1,6 +1,3 @@
-_base_ = ['./_base_/imagenet_cas_vit.py']
-
-# CAS-ViT-M: ImageNet-1k top-1 82.8 in the official model zoo.
-model = dict(
-    backbone=dict(arch='m'),
-    head=dict(in_channels=384))
+# Deprecated location, resolving until the next release: the config is
+# configs/cas_vit/imagenet_cas_vit_m.py.
+_base_ = ['./cas_vit/imagenet_cas_vit_m.py']

@@ -1,6 +1,3 @@
-_base_ = ['./_base_/imagenet_cas_vit.py']
-
-# CAS-ViT-S: ImageNet-1k top-1 80.9 in the official model zoo.
-model = dict(
-    backbone=dict(arch='s'),
-    head=dict(in_channels=256))
+# Deprecated location, resolving until the next release: the config is
+# configs/cas_vit/imagenet_cas_vit_s.py.
+_base_ = ['./cas_vit/imagenet_cas_vit_s.py']

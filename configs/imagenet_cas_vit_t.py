@@ -1,6 +1,3 @@
-_base_ = ['./_base_/imagenet_cas_vit.py']
-
-# CAS-ViT-T: ImageNet-1k top-1 83.9 in the official model zoo.
-model = dict(
-    backbone=dict(arch='t'),
-    head=dict(in_channels=512))
+# Deprecated location, resolving until the next release: the config is
+# configs/cas_vit/imagenet_cas_vit_t.py.
+_base_ = ['./cas_vit/imagenet_cas_vit_t.py']

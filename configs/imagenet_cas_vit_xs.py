@@ -1,6 +1,3 @@
-_base_ = ['./_base_/imagenet_cas_vit.py']
-
-# CAS-ViT-XS: ImageNet-1k top-1 78.3 in the official model zoo.
-model = dict(
-    backbone=dict(arch='xs'),
-    head=dict(in_channels=220))
+# Deprecated location, resolving until the next release: the config is
+# configs/cas_vit/imagenet_cas_vit_xs.py.
+_base_ = ['./cas_vit/imagenet_cas_vit_xs.py']

@@ -1,6 +1,3 @@
-_base_ = ['./_base_/imagenet_castling_vit.py']
-
-# Castling-ViT-S (no published ImageNet number for this variant).
-model = dict(
-    backbone=dict(arch='s'),
-    head=dict(in_channels=512))
+# Deprecated location, resolving until the next release: the config is
+# configs/castling_vit/imagenet_castling_vit_s.py.
+_base_ = ['./castling_vit/imagenet_castling_vit_s.py']

@@ -1,6 +1,3 @@
-_base_ = ['./_base_/imagenet_castling_vit.py']
-
-# Castling-ViT-XS (no published ImageNet number for this variant).
-model = dict(
-    backbone=dict(arch='xs'),
-    head=dict(in_channels=256))
+# Deprecated location, resolving until the next release: the config is
+# configs/castling_vit/imagenet_castling_vit_xs.py.
+_base_ = ['./castling_vit/imagenet_castling_vit_xs.py']

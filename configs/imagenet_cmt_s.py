@@ -1,4 +1,3 @@
-_base_ = ['./_base_/imagenet_cmt.py']
-
-# CMT-S at 224: ImageNet-1k top-1 83.5 in the official README.
-model = dict(backbone=dict(arch='s'))
+# Deprecated location, resolving until the next release: the config is
+# configs/cmt/imagenet_cmt_s.py.
+_base_ = ['./cmt/imagenet_cmt_s.py']

@@ -1,6 +1,3 @@
-_base_ = ['./_base_/imagenet_efficientvit.py']
-
-# EfficientViT-M0: ImageNet-1k top-1 63.2 in the paper.
-model = dict(
-    backbone=dict(arch='m0'),
-    head=dict(in_channels=192))
+# Deprecated location, resolving until the next release: the config is
+# configs/efficientvit/imagenet_efficientvit_m0.py.
+_base_ = ['./efficientvit/imagenet_efficientvit_m0.py']

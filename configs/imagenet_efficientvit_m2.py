@@ -1,6 +1,3 @@
-_base_ = ['./_base_/imagenet_efficientvit.py']
-
-# EfficientViT-M2: ImageNet-1k top-1 70.8 in the paper.
-model = dict(
-    backbone=dict(arch='m2'),
-    head=dict(in_channels=224))
+# Deprecated location, resolving until the next release: the config is
+# configs/efficientvit/imagenet_efficientvit_m2.py.
+_base_ = ['./efficientvit/imagenet_efficientvit_m2.py']

@@ -1,6 +1,3 @@
-_base_ = ['./_base_/imagenet_efficientvit.py']
-
-# EfficientViT-M3: ImageNet-1k top-1 73.4 in the paper.
-model = dict(
-    backbone=dict(arch='m3'),
-    head=dict(in_channels=320))
+# Deprecated location, resolving until the next release: the config is
+# configs/efficientvit/imagenet_efficientvit_m3.py.
+_base_ = ['./efficientvit/imagenet_efficientvit_m3.py']

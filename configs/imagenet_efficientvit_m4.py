@@ -1,6 +1,3 @@
-_base_ = ['./_base_/imagenet_efficientvit.py']
-
-# EfficientViT-M4: ImageNet-1k top-1 74.3 in the paper.
-model = dict(
-    backbone=dict(arch='m4'),
-    head=dict(in_channels=384))
+# Deprecated location, resolving until the next release: the config is
+# configs/efficientvit/imagenet_efficientvit_m4.py.
+_base_ = ['./efficientvit/imagenet_efficientvit_m4.py']

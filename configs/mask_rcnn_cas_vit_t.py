@@ -1,8 +1,3 @@
-_base_ = ['./_base_/mask_rcnn_cas_vit.py']
-
-model = dict(
-    backbone=dict(
-        arch='t',
-        drop_path_rate=0.1,
-        init_cfg=dict(checkpoint='checkpoints/cas_vit_t.pth')),
-    neck=dict(in_channels=[96, 128, 256, 512]))
+# Deprecated location, resolving until the next release: the config is
+# configs/cas_vit/mask_rcnn_cas_vit_t.py.
+_base_ = ['./cas_vit/mask_rcnn_cas_vit_t.py']

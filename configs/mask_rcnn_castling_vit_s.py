@@ -1,7 +1,3 @@
-_base_ = ['./_base_/mask_rcnn_castling_vit.py']
-
-model = dict(
-    backbone=dict(
-        arch='s',
-        init_cfg=dict(checkpoint='checkpoints/castling_vit_s.pth')),
-    neck=dict(in_channels=[64, 128, 320, 512]))
+# Deprecated location, resolving until the next release: the config is
+# configs/castling_vit/mask_rcnn_castling_vit_s.py.
+_base_ = ['./castling_vit/mask_rcnn_castling_vit_s.py']

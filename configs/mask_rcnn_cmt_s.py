@@ -1,9 +1,3 @@
-_base_ = ['./_base_/mask_rcnn_cmt.py']
-
-model = dict(
-    backbone=dict(
-        arch='s',
-        drop_path_rate=0.1,
-        init_cfg=dict(
-            checkpoint='https://github.com/ggjy/CMT.pytorch/releases/download/release-v1/cmt_small.pth')),
-    neck=dict(in_channels=[64, 128, 256, 512]))
+# Deprecated location, resolving until the next release: the config is
+# configs/cmt/mask_rcnn_cmt_s.py.
+_base_ = ['./cmt/mask_rcnn_cmt_s.py']

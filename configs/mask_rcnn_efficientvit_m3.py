@@ -1,8 +1,3 @@
-_base_ = ['./_base_/mask_rcnn_efficientvit.py']
-
-model = dict(
-    backbone=dict(
-        arch='m3',
-        init_cfg=dict(
-            checkpoint='https://github.com/xinyuliu-jeffrey/EfficientViT_Model_Zoo/releases/download/v1.0/efficientvit_m3.pth')),
-    neck=dict(in_channels=[128, 240, 320]))
+# Deprecated location, resolving until the next release: the config is
+# configs/efficientvit/mask_rcnn_efficientvit_m3.py.
+_base_ = ['./efficientvit/mask_rcnn_efficientvit_m3.py']

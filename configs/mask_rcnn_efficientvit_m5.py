@@ -1,8 +1,3 @@
-_base_ = ['./_base_/mask_rcnn_efficientvit.py']
-
-model = dict(
-    backbone=dict(
-        arch='m5',
-        init_cfg=dict(
-            checkpoint='https://github.com/xinyuliu-jeffrey/EfficientViT_Model_Zoo/releases/download/v1.0/efficientvit_m5.pth')),
-    neck=dict(in_channels=[192, 288, 384]))
+# Deprecated location, resolving until the next release: the config is
+# configs/efficientvit/mask_rcnn_efficientvit_m5.py.
+_base_ = ['./efficientvit/mask_rcnn_efficientvit_m5.py']

@@ -1,8 +1,3 @@
-_base_ = ['./_base_/retinanet_efficientvit.py']
-
-model = dict(
-    backbone=dict(
-        arch='m2',
-        init_cfg=dict(
-            checkpoint='https://github.com/xinyuliu-jeffrey/EfficientViT_Model_Zoo/releases/download/v1.0/efficientvit_m2.pth')),
-    neck=dict(in_channels=[128, 192, 224]))
+# Deprecated location, resolving until the next release: the config is
+# configs/efficientvit/retinanet_efficientvit_m2.py.
+_base_ = ['./efficientvit/retinanet_efficientvit_m2.py']

@@ -1,8 +1,3 @@
-_base_ = ['./_base_/semantic_fpn_cas_vit.py']
-
-model = dict(
-    backbone=dict(
-        arch='m',
-        drop_path_rate=0.1,
-        init_cfg=dict(checkpoint='checkpoints/cas_vit_m.pth')),
-    neck=dict(in_channels=[64, 96, 192, 384]))
+# Deprecated location, resolving until the next release: the config is
+# configs/cas_vit/semantic_fpn_cas_vit_m.py.
+_base_ = ['./cas_vit/semantic_fpn_cas_vit_m.py']

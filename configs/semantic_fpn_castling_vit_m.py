@@ -1,7 +1,3 @@
-_base_ = ['./_base_/semantic_fpn_castling_vit.py']
-
-model = dict(
-    backbone=dict(
-        arch='m',
-        init_cfg=dict(checkpoint='checkpoints/castling_vit_m.pth')),
-    neck=dict(in_channels=[64, 128, 320, 512]))
+# Deprecated location, resolving until the next release: the config is
+# configs/castling_vit/semantic_fpn_castling_vit_m.py.
+_base_ = ['./castling_vit/semantic_fpn_castling_vit_m.py']

@@ -1,7 +1,3 @@
-_base_ = ['./_base_/semantic_fpn_castling_vit.py']
-
-model = dict(
-    backbone=dict(
-        arch='xs',
-        init_cfg=dict(checkpoint='checkpoints/castling_vit_xs.pth')),
-    neck=dict(in_channels=[32, 64, 160, 256]))
+# Deprecated location, resolving until the next release: the config is
+# configs/castling_vit/semantic_fpn_castling_vit_xs.py.
+_base_ = ['./castling_vit/semantic_fpn_castling_vit_xs.py']

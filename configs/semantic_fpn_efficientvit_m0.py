@@ -1,8 +1,3 @@
-_base_ = ['./_base_/semantic_fpn_efficientvit.py']
-
-model = dict(
-    backbone=dict(
-        arch='m0',
-        init_cfg=dict(
-            checkpoint='https://github.com/xinyuliu-jeffrey/EfficientViT_Model_Zoo/releases/download/v1.0/efficientvit_m0.pth')),
-    neck=dict(in_channels=[64, 128, 192]))
+# Deprecated location, resolving until the next release: the config is
+# configs/efficientvit/semantic_fpn_efficientvit_m0.py.
+_base_ = ['./efficientvit/semantic_fpn_efficientvit_m0.py']

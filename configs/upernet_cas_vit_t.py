@@ -1,9 +1,3 @@
-_base_ = ['./_base_/upernet_cas_vit.py']
-
-model = dict(
-    backbone=dict(
-        arch='t',
-        drop_path_rate=0.1,
-        init_cfg=dict(checkpoint='checkpoints/cas_vit_t.pth')),
-    decode_head=dict(in_channels=[96, 128, 256, 512]),
-    auxiliary_head=dict(in_channels=256))
+# Deprecated location, resolving until the next release: the config is
+# configs/cas_vit/upernet_cas_vit_t.py.
+_base_ = ['./cas_vit/upernet_cas_vit_t.py']

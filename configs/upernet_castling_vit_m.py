@@ -1,8 +1,3 @@
-_base_ = ['./_base_/upernet_castling_vit.py']
-
-model = dict(
-    backbone=dict(
-        arch='m',
-        init_cfg=dict(checkpoint='checkpoints/castling_vit_m.pth')),
-    decode_head=dict(in_channels=[64, 128, 320, 512]),
-    auxiliary_head=dict(in_channels=320))
+# Deprecated location, resolving until the next release: the config is
+# configs/castling_vit/upernet_castling_vit_m.py.
+_base_ = ['./castling_vit/upernet_castling_vit_m.py']

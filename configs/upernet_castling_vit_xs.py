@@ -1,8 +1,3 @@
-_base_ = ['./_base_/upernet_castling_vit.py']
-
-model = dict(
-    backbone=dict(
-        arch='xs',
-        init_cfg=dict(checkpoint='checkpoints/castling_vit_xs.pth')),
-    decode_head=dict(in_channels=[32, 64, 160, 256]),
-    auxiliary_head=dict(in_channels=160))
+# Deprecated location, resolving until the next release: the config is
+# configs/castling_vit/upernet_castling_vit_xs.py.
+_base_ = ['./castling_vit/upernet_castling_vit_xs.py']

@@ -1,10 +1,3 @@
-_base_ = ['./_base_/upernet_cmt.py']
-
-model = dict(
-    backbone=dict(
-        arch='s',
-        drop_path_rate=0.1,
-        init_cfg=dict(
-            checkpoint='https://github.com/ggjy/CMT.pytorch/releases/download/release-v1/cmt_small.pth')),
-    decode_head=dict(in_channels=[64, 128, 256, 512]),
-    auxiliary_head=dict(in_channels=256))
+# Deprecated location, resolving until the next release: the config is
+# configs/cmt/upernet_cmt_s.py.
+_base_ = ['./cmt/upernet_cmt_s.py']

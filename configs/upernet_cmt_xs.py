@@ -1,10 +1,3 @@
-_base_ = ['./_base_/upernet_cmt.py']
-
-model = dict(
-    backbone=dict(
-        arch='xs',
-        drop_path_rate=0.1,
-        init_cfg=dict(
-            checkpoint='https://github.com/ggjy/CMT.pytorch/releases/download/release-v1/cmt_xs.pth')),
-    decode_head=dict(in_channels=[52, 104, 208, 416]),
-    auxiliary_head=dict(in_channels=208))
+# Deprecated location, resolving until the next release: the config is
+# configs/cmt/upernet_cmt_xs.py.
+_base_ = ['./cmt/upernet_cmt_xs.py']

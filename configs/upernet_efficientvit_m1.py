@@ -1,8 +1,3 @@
-_base_ = ['./_base_/upernet_efficientvit.py']
-
-model = dict(
-    backbone=dict(
-        arch='m1',
-        init_cfg=dict(
-            checkpoint='https://github.com/xinyuliu-jeffrey/EfficientViT_Model_Zoo/releases/download/v1.0/efficientvit_m1.pth')),
-    neck=dict(in_channels=[128, 144, 192]))
+# Deprecated location, resolving until the next release: the config is
+# configs/efficientvit/upernet_efficientvit_m1.py.
+_base_ = ['./efficientvit/upernet_efficientvit_m1.py']

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Run a detector, segmentor or classifier on an image or a folder of images.
 
-    python demo/image_demo.py demo.jpg configs/retinanet_cas_vit_s.py \\
+    python demo/image_demo.py demo.jpg configs/cas_vit/retinanet_cas_vit_s.py \\
         --weights work_dirs/retinanet_cas_vit_s/epoch_12.pth --out-dir outputs
 
 The config's ``default_scope`` picks the library's Inferencer (mmdet's

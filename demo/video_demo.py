@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Run a detector, segmentor or classifier on every frame of a video.
 
-    python demo/video_demo.py demo.mp4 configs/retinanet_cas_vit_s.py \\
+    python demo/video_demo.py demo.mp4 configs/cas_vit/retinanet_cas_vit_s.py \\
         --weights work_dirs/retinanet_cas_vit_s/epoch_12.pth --out out.mp4
 
 Writes the drawn frames to ``--out`` with the input's size and frame rate

@@ -11,10 +11,13 @@ from .version import __version__, version_info
 check_versions()
 
 # ``_base_ = 'mmvit::<family>/<config>.py'``: mmengine resolves ``package::``
-# names for the packages of its own table only; add mmvit to it.
+# names for the packages of its own table only, in the folder
+# ``get_installed_path(package)/.mim``. A distribution name gives the folder
+# beside its metadata, which an editable install lacks; a module of mmvit
+# gives the folder mmvit is imported from, wherever that is.
 from mmengine.config.utils import MODULE2PACKAGE  # noqa: E402
 
-MODULE2PACKAGE.setdefault('mmvit', 'mmvit')
+MODULE2PACKAGE['mmvit'] = 'mmvit.registry'
 
 # Checkpoints written by mmengine hold a few plain Python/numpy objects; allow
 # exactly those so that every ``torch.load`` stays ``weights_only=True``.

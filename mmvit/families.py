@@ -1,4 +1,4 @@
-"""The table of backbone families, read from ``mmvit/metafiles/*.yml``.
+"""The table of backbone families, read from ``configs/<family>/metafile.yml``.
 
 One metafile per family, in OpenMMLab's model-index format: its collection
 holds the family's facts (``Metadata``: backbone type, strides, variants,
@@ -14,7 +14,8 @@ from typing import Dict, List, Tuple
 
 import yaml
 
-METAFILE_DIR = osp.join(osp.dirname(osp.abspath(__file__)), 'metafiles')
+# in a checkout a link to configs/, in an installed wheel a copy of it
+CONFIGS = osp.join(osp.dirname(osp.abspath(__file__)), '.mim', 'configs')
 HEADS = ('retinanet', 'mask_rcnn', 'semantic_fpn', 'upernet')
 
 
@@ -32,9 +33,9 @@ class Family:
     weights_note: str = ''  # where to get weights the index has no URL for
 
     def config(self, head, variant):
-        """``configs/{head}_{family}_{variant}.py`` (head ``imagenet`` for
-        the classifier)."""
-        return f'configs/{head}_{self.key}_{variant}.py'
+        """``configs/{family}/{head}_{family}_{variant}.py`` (head
+        ``imagenet`` for the classifier)."""
+        return f'configs/{self.key}/{head}_{self.key}_{variant}.py'
 
     def paper_results(self, variant) -> Dict[str, dict]:
         """The published metrics of ``variant``, by config head
@@ -68,7 +69,7 @@ def _read(path):
 @functools.lru_cache()
 def families() -> Dict[str, Family]:
     """Every family, by key, in a fixed order (the metafile names)."""
-    paths = sorted(glob.glob(osp.join(METAFILE_DIR, '*.yml')))
+    paths = sorted(glob.glob(osp.join(CONFIGS, '*', 'metafile.yml')))
     return {f.key: f for f in map(_read, paths)}
 
 

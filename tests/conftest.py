@@ -36,6 +36,13 @@ def toy_coco(tmp_path_factory):
     return write_toy_data(tmp_path_factory, 'coco', 8, 4, 96)
 
 
+def config_file(name):
+    """The path of ``configs/<family>/<name>``."""
+    family = next(key for key in ('cas_vit', 'castling_vit', 'cmt',
+                                  'efficientvit') if f'_{key}_' in name)
+    return osp.join(ROOT, 'configs', family, name)
+
+
 def run_tool(args, cwd=ROOT, timeout=600):
     """Run a project script with this interpreter; fail with its output."""
     env = dict(os.environ, PYTHONPATH=ROOT)

@@ -1,6 +1,6 @@
 """The contract every backbone family keeps, over the family table.
 
-Each test runs for every variant of every family of ``mmvit/metafiles``
+Each test runs for every variant of every family of ``configs/<family>/metafile.yml``
 (or its smallest variant, where one is enough): what a dense-prediction
 backbone of OpenMMLab promises (shapes at awkward sizes, ``out_indices``,
 ``frozen_stages``, ``norm_eval``, drop path, pretrained loading and its

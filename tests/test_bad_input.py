@@ -222,7 +222,7 @@ def test_weights_of_another_model_are_refused(trained, toy_coco, tmp_path):
     from mmvit.models import CASViT, CMT
     from mmvit.utils.config import build_model, load_config
     # a RetinaNet with another backbone family, saved with its config
-    cfg = load_config(osp.join(ROOT, 'configs', 'retinanet_cmt_xs.py'),
+    cfg = load_config(osp.join(ROOT, 'configs', 'cmt', 'retinanet_cmt_xs.py'),
                       [OVERLAY])
     cfg.model.backbone.init_cfg = None
     other = tmp_path / 'retinanet_cmt.pth'

@@ -5,7 +5,7 @@ import os.path as osp
 
 import pytest
 import torch
-from conftest import ROOT, run_tool
+from conftest import ROOT, run_tool, config_file
 
 
 def load_tool(name):
@@ -63,7 +63,7 @@ def test_benchmark_config_rectangle_channels_last(tmp_path):
     """A whole detector from its config, at a rectangular size (height x
     width), channels-last; its parameters are those of the model the
     config builds."""
-    config = 'configs/retinanet_efficientvit_m0.py'
+    config = 'configs/efficientvit/retinanet_efficientvit_m0.py'
     out = tmp_path / 'table.md'
     proc = run_tool(['tools/analysis/benchmark.py', '--config', config,
                      '--sizes', '128x160', '--flops-size', '128', '160',
@@ -221,7 +221,7 @@ def test_config_train_steps_learn_on_a_synthetic_batch(config):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(ModelTrainStep, '__call__',
                       lambda self: losses.append(real(self)) or losses[-1])
-        result = config_training(f'configs/{config}', ['eager'], (96, 128),
+        result = config_training(config_file(config), ['eager'], (96, 128),
                                  batch=2, repeat=3, warmup=1, memory=False)
     assert math.isfinite(result['eager']['loss'])
     assert result['eager']['ms'][0] > 0
@@ -230,9 +230,9 @@ def test_config_train_steps_learn_on_a_synthetic_batch(config):
 
 def test_train_benchmark_config_arguments(capsys):
     tool = load_tool('train_benchmark')
-    for argv in (['--config', 'configs/retinanet_cas_vit_xs.py',
+    for argv in (['--config', 'configs/cas_vit/retinanet_cas_vit_xs.py',
                   '--settings', 'eager', 'with_cp'],
-                 ['--config', 'configs/retinanet_cas_vit_xs.py',
+                 ['--config', 'configs/cas_vit/retinanet_cas_vit_xs.py',
                   '--backbone', 'CASViT', '--archs', 'xs'],
                  ['--backbone', 'CASViT']):
         with pytest.raises(SystemExit):

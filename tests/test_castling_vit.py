@@ -162,7 +162,7 @@ def test_anneal_schedule_values():
 @pytest.mark.parametrize('by_epoch', [True, False])
 def test_hook_in_training(by_epoch, toy_coco, tmp_path):
     cfg = load_config(
-        osp.join(ROOT, 'configs', 'retinanet_castling_vit_xs.py'),
+        osp.join(ROOT, 'configs', 'castling_vit', 'retinanet_castling_vit_xs.py'),
         [osp.join(ROOT, 'configs', '_toy_', 'retinanet.py')])
     assert 'mmvit.CastlingAnnealHook' in [h.type for h in cfg.custom_hooks]
     use_toy_coco(cfg, toy_coco)

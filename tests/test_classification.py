@@ -103,7 +103,7 @@ def _official_layout(family, model):
     ('cas_vit', 'xs', 224), ('cmt', 'ti', 160), ('efficientvit', 'm0', 224)])
 def test_converter_round_trip(family, arch, size, tmp_path):
     from tools.model_converters.official_to_mmvit import main
-    config = osp.join(ROOT, 'configs', f'imagenet_{family}_{arch}.py')
+    config = osp.join(ROOT, 'configs', family, f'imagenet_{family}_{arch}.py')
     source, _ = build_classifier(config)
     randomize(source).eval()
     src, dst = tmp_path / 'official.pth', tmp_path / 'converted.pth'
@@ -122,7 +122,7 @@ def test_converter_round_trip(family, arch, size, tmp_path):
 
     # the same file initialises the detection backbone
     from mmvit.models.utils.checkpoint import load_pretrained
-    det = load_config(osp.join(ROOT, 'configs', f'retinanet_{family}_{arch}.py'))
+    det = load_config(osp.join(ROOT, 'configs', family, f'retinanet_{family}_{arch}.py'))
     from mmvit import models
     kwargs = {k: v for k, v in det.model.backbone.items()
               if k not in ('type', 'init_cfg', '_delete_')}
@@ -140,7 +140,7 @@ def test_converter_errors(tmp_path):
     from mmvit.converters.classifier import convert_classifier as convert
     from tools.model_converters.official_to_mmvit import main
     source, _ = build_classifier(
-        osp.join(ROOT, 'configs', 'imagenet_cas_vit_xs.py'))
+        osp.join(ROOT, 'configs', 'cas_vit', 'imagenet_cas_vit_xs.py'))
     state = _official_layout('cas_vit', source)
     with pytest.raises(ValueError, match='fit no cmt variant|no classifier'):
         convert('cmt', state)
@@ -163,7 +163,7 @@ def test_converter_errors(tmp_path):
 def test_classifier_trains_and_validates(family, arch, toy_imagenet,
                                          tmp_path):
     cfg = load_config(
-        osp.join(ROOT, 'configs', f'imagenet_{family}_{arch}.py'),
+        osp.join(ROOT, 'configs', family, f'imagenet_{family}_{arch}.py'),
         [osp.join(ROOT, 'configs', '_toy_', 'imagenet.py')])
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].dataset.data_root = toy_imagenet
@@ -189,10 +189,10 @@ def test_toy_classification_through_the_tools(toy_imagenet, tmp_path):
                f'{toy_imagenet}', f'test_dataloader.dataset.data_root='
                f'{toy_imagenet}', 'train_cfg.max_epochs=1',
                'train_cfg.val_interval=1', 'train_dataloader.batch_size=8']
-    run_tool(['tools/train.py', 'configs/imagenet_efficientvit_m0.py',
+    run_tool(['tools/train.py', 'configs/efficientvit/imagenet_efficientvit_m0.py',
               '--overlay', 'configs/_toy_/imagenet.py', '--work-dir',
               str(work)] + options)
-    proc = run_tool(['tools/test.py', 'configs/imagenet_efficientvit_m0.py',
+    proc = run_tool(['tools/test.py', 'configs/efficientvit/imagenet_efficientvit_m0.py',
                      str(work / 'epoch_1.pth'), '--overlay',
                      'configs/_toy_/imagenet.py', '--work-dir',
                      str(tmp_path / 'test')] + options)
@@ -200,7 +200,7 @@ def test_toy_classification_through_the_tools(toy_imagenet, tmp_path):
     top1 = re.search(r'accuracy/top1: ([\d.]+)', printed)
     assert top1
     # deployed (folded norms): the same accuracy
-    proc = run_tool(['tools/test.py', 'configs/imagenet_efficientvit_m0.py',
+    proc = run_tool(['tools/test.py', 'configs/efficientvit/imagenet_efficientvit_m0.py',
                      str(work / 'epoch_1.pth'), '--overlay',
                      'configs/_toy_/imagenet.py', '--work-dir',
                      str(tmp_path / 'deployed'), '--deploy'] + options)
@@ -208,7 +208,7 @@ def test_toy_classification_through_the_tools(toy_imagenet, tmp_path):
                          proc.stdout + proc.stderr)
     assert deployed and deployed.group(1) == top1.group(1)
     # the deployed classifier exported to ONNX and run by onnxruntime
-    proc = run_tool(['tools/test.py', 'configs/imagenet_efficientvit_m0.py',
+    proc = run_tool(['tools/test.py', 'configs/efficientvit/imagenet_efficientvit_m0.py',
                      str(work / 'epoch_1.pth'), '--overlay',
                      'configs/_toy_/imagenet.py', '--work-dir',
                      str(tmp_path / 'ort'), '--backend', 'onnxruntime']

@@ -11,10 +11,28 @@ from mmvit.apis.model_index import model_info
 from mmvit.families import HEADS, families
 from mmvit.utils.config import load_config
 
-CONFIGS = sorted(
-    p for p in glob.glob(osp.join(ROOT, 'configs', '*.py'))
-    if osp.basename(p).startswith(HEADS))
 FAMILIES = {f.key: f.variants for f in families().values()}
+CONFIGS = sorted(
+    p for family in FAMILIES
+    for p in glob.glob(osp.join(ROOT, 'configs', family, '*.py'))
+    if osp.basename(p).startswith(HEADS))
+
+
+def test_old_flat_names_resolve():
+    """configs/<name>.py (before configs/<family>/) still names the same
+    config, for one release."""
+    stubs = sorted(glob.glob(osp.join(ROOT, 'configs', '*.py')))
+    assert len(stubs) == sum(len(glob.glob(osp.join(
+        ROOT, 'configs', family, '*.py'))) for family in FAMILIES)
+    for stub in stubs:
+        name = osp.basename(stub)
+        family = next(f for f in FAMILIES if f'_{f}_' in name)
+        assert f"_base_ = ['./{family}/{name}']" in open(stub).read(), stub
+    for name in ('retinanet_cas_vit_s.py', 'imagenet_cmt_ti.py'):
+        old = load_config(osp.join(ROOT, 'configs', name))
+        family = 'cas_vit' if 'cas_vit' in name else 'cmt'
+        new = load_config(osp.join(ROOT, 'configs', family, name))
+        assert old.model == new.model and old.train_cfg == new.train_cfg
 
 
 def build_model(cfg):
@@ -83,7 +101,7 @@ def test_config_builds_and_runs(path):
 
 
 def test_retinanet_recipe():
-    cfg = load_config(osp.join(ROOT, 'configs', 'retinanet_cas_vit_m.py'))
+    cfg = load_config(osp.join(ROOT, 'configs', 'cas_vit', 'retinanet_cas_vit_m.py'))
     assert cfg.optim_wrapper.optimizer.type == 'AdamW'
     assert cfg.optim_wrapper.optimizer.lr == 2e-4
     assert cfg.optim_wrapper.optimizer.weight_decay == 1e-4
@@ -99,7 +117,7 @@ def test_retinanet_recipe():
 
 
 def test_segmentation_recipes():
-    fpn = load_config(osp.join(ROOT, 'configs', 'semantic_fpn_cas_vit_s.py'))
+    fpn = load_config(osp.join(ROOT, 'configs', 'cas_vit', 'semantic_fpn_cas_vit_s.py'))
     assert fpn.optim_wrapper.optimizer.lr == 2e-4
     assert fpn.param_scheduler[0].power == 0.9
     assert fpn.param_scheduler[0].end == fpn.train_cfg.max_iters == 40000
@@ -108,7 +126,7 @@ def test_segmentation_recipes():
     assert fpn.model.neck.num_outs == 4
     assert fpn.train_dataloader.dataset.data_root == \
         'data/ade/ADEChallengeData2016'
-    uper = load_config(osp.join(ROOT, 'configs', 'upernet_cas_vit_t.py'))
+    uper = load_config(osp.join(ROOT, 'configs', 'cas_vit', 'upernet_cas_vit_t.py'))
     assert uper.optim_wrapper.optimizer.lr == 6e-5
     assert uper.optim_wrapper.optimizer.weight_decay == 0.01
     assert uper.optim_wrapper.paramwise_cfg.norm_decay_mult == 0.
@@ -118,7 +136,7 @@ def test_segmentation_recipes():
     assert uper.train_cfg.max_iters == 160000
     assert uper.model.auxiliary_head.in_index == 2
     assert uper.model.backbone.drop_path_rate == 0.1
-    mask = load_config(osp.join(ROOT, 'configs', 'mask_rcnn_cas_vit_xs.py'))
+    mask = load_config(osp.join(ROOT, 'configs', 'cas_vit', 'mask_rcnn_cas_vit_xs.py'))
     assert mask.optim_wrapper.optimizer.lr == 2e-4
     assert mask.model.backbone.out_indices == (0, 1, 2, 3)
     assert 'segm' in mask.val_evaluator.metric
@@ -126,7 +144,7 @@ def test_segmentation_recipes():
 
 @pytest.mark.parametrize('head', HEADS)
 def test_cmt_recipe(head):
-    cfg = load_config(osp.join(ROOT, 'configs', f'{head}_cmt_s.py'))
+    cfg = load_config(osp.join(ROOT, 'configs', 'cmt', f'{head}_cmt_s.py'))
     optim = cfg.optim_wrapper
     assert optim.optimizer.type == 'AdamW'
     assert optim.optimizer.lr == 1e-4

@@ -147,7 +147,7 @@ def test_deployed_checkpoint_rebuilds_from_its_config(tmp_path):
     from conftest import ROOT
     from mmvit.utils.config import build_model, load_config
     from tools.deployment.deploy_checkpoint import main
-    config = osp.join(ROOT, 'configs', 'retinanet_cas_vit_xs.py')
+    config = osp.join(ROOT, 'configs', 'cas_vit', 'retinanet_cas_vit_xs.py')
     cfg = load_config(config)
     cfg.model.backbone.init_cfg = None
     trained = randomize(build_model(cfg)).eval()

@@ -7,7 +7,7 @@ import pytest
 import torch
 from mmengine.hooks import Hook
 
-from conftest import ROOT, make_runner, use_toy_coco
+from conftest import ROOT, make_runner, use_toy_coco, config_file
 from mmvit.utils.config import load_config
 
 # config -> (parameter-name fragments the recipe keeps free of weight decay,
@@ -22,7 +22,7 @@ RECIPES = {
 
 @pytest.mark.parametrize('config', sorted(RECIPES))
 def test_retinanet_trains(config, toy_coco, tmp_path):
-    cfg = load_config(osp.join(ROOT, 'configs', config),
+    cfg = load_config(config_file(config),
                       [osp.join(ROOT, 'configs', '_toy_', 'retinanet.py')])
     use_toy_coco(cfg, toy_coco)
     cfg.train_dataloader.batch_size = 2

@@ -11,7 +11,7 @@ from mmvit.utils.config import load_config
 
 def test_mask_rcnn_trains_and_validates(toy_coco, tmp_path):
     cfg = load_config(
-        osp.join(ROOT, 'configs', 'mask_rcnn_cas_vit_xs.py'),
+        osp.join(ROOT, 'configs', 'cas_vit', 'mask_rcnn_cas_vit_xs.py'),
         [osp.join(ROOT, 'configs', '_toy_', 'mask_rcnn.py')])
     use_toy_coco(cfg, toy_coco)
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
@@ -32,7 +32,7 @@ def test_mask_rcnn_trains_and_validates(toy_coco, tmp_path):
 
 @pytest.mark.parametrize('head', ['semantic_fpn', 'upernet'])
 def test_segmentor_trains_and_validates(head, toy_ade, tmp_path):
-    cfg = load_config(osp.join(ROOT, 'configs', f'{head}_cas_vit_xs.py'),
+    cfg = load_config(osp.join(ROOT, 'configs', 'cas_vit', f'{head}_cas_vit_xs.py'),
                       [osp.join(ROOT, 'configs', '_toy_', 'ade.py')])
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].dataset.data_root = toy_ade + '/'

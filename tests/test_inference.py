@@ -13,12 +13,12 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import ROOT, run_main
+from conftest import ROOT, run_main, config_file
 from test_training import CONFIG, OVERLAY, toy_options
 
-SEG_CONFIG = osp.join(ROOT, 'configs', 'semantic_fpn_efficientvit_m0.py')
-CLS_CONFIG = osp.join(ROOT, 'configs', 'imagenet_efficientvit_m0.py')
-MASK_CONFIG = osp.join(ROOT, 'configs', 'mask_rcnn_efficientvit_m0.py')
+SEG_CONFIG = osp.join(ROOT, 'configs', 'efficientvit', 'semantic_fpn_efficientvit_m0.py')
+CLS_CONFIG = osp.join(ROOT, 'configs', 'efficientvit', 'imagenet_efficientvit_m0.py')
+MASK_CONFIG = osp.join(ROOT, 'configs', 'efficientvit', 'mask_rcnn_efficientvit_m0.py')
 
 
 def _loader_options(data_root, splits=('test', )):
@@ -344,7 +344,7 @@ def test_configs_run_in_their_inferencer(config, tmp_path):
     from mmvit.apis.inference import init_inferencer
     from mmvit.export.onnx import synthetic_images
     image = synthetic_images(str(tmp_path), [(120, 160)])[0]
-    inferencer = init_inferencer(osp.join(ROOT, 'configs', config),
+    inferencer = init_inferencer(config_file(config),
                                  device='cpu')
     out = tmp_path / 'out'
     prediction, = infer_images(inferencer, image, str(out),

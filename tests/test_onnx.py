@@ -18,7 +18,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from conftest import ROOT, randomize, run_tool
+from conftest import ROOT, randomize, run_tool, config_file
 from mmvit.deploy import switch_to_deploy
 from mmvit.export import prepare_for_export
 from mmvit.export import onnx as tool
@@ -168,7 +168,7 @@ def test_export_path_equals_eager_path(family, sizes, deploy):
 
 
 def test_retinanet_tool_exports_dense_outputs(tmp_path):
-    config = osp.join(ROOT, 'configs', 'retinanet_efficientvit_m0.py')
+    config = osp.join(ROOT, 'configs', 'efficientvit', 'retinanet_efficientvit_m0.py')
     detector = tool.build_detector(config).eval()
     _strong_random(detector.backbone)
     checkpoint = tmp_path / 'detector.pth'
@@ -200,11 +200,9 @@ def test_retinanet_tool_exports_dense_outputs(tmp_path):
 def test_dense_outputs_need_a_single_stage_detector():
     with pytest.raises(tool.ToolError, match='MaskRCNN.*single-stage.*'
                        'whole model exports'):
-        tool.build_detector(osp.join(ROOT, 'configs',
-                                     'mask_rcnn_cas_vit_xs.py'))
+        tool.build_detector(osp.join(ROOT, 'configs', 'cas_vit', 'mask_rcnn_cas_vit_xs.py'))
     with pytest.raises(tool.ToolError, match='mmseg model.*single-stage'):
-        tool.build_detector(osp.join(ROOT, 'configs',
-                                     'semantic_fpn_cas_vit_xs.py'))
+        tool.build_detector(osp.join(ROOT, 'configs', 'cas_vit', 'semantic_fpn_cas_vit_xs.py'))
 
 
 # -- whole models, post-processing included -----------------------------------
@@ -213,7 +211,7 @@ def _toy_whole_model(config, overlay):
     scores above the 0.05 threshold) with strong random weights; RetinaNet's
     class prior raised so that it detects too."""
     cfg, model = tool.build_config_model(
-        osp.join(ROOT, 'configs', config),
+        config_file(config),
         overlays=[osp.join(ROOT, 'configs', '_toy_', overlay)])
     _strong_random(model.backbone)
     head = getattr(model, 'bbox_head', None)
@@ -264,7 +262,7 @@ def test_whole_model_tool_verifies_and_times(tmp_path, capsys):
     out = tmp_path / 'whole.onnx'
     from conftest import run_main
     status = run_main('tools/deployment/pytorch2onnx.py', [
-        'configs/retinanet_efficientvit_m0.py', '--overlay',
+        'configs/efficientvit/retinanet_efficientvit_m0.py', '--overlay',
         'configs/_toy_/retinanet.py', '--checkpoint', checkpoint, '--out',
         out, '--shape', '128', '128', '--verify', '--image', images[0],
         '--benchmark', '--repeat', '2', '--threads', '2'])

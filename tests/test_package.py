@@ -106,14 +106,15 @@ def test_installed_wheel_ships_configs_and_the_index(tmp_path):
     assert f'mmvit-{mmvit.__version__}-' in wheel.name
     archive = zipfile.ZipFile(wheel)
     names = set(archive.namelist())
-    for name in ('mmvit/.mim/model-index.yml', 'mmvit/metafiles/cmt.yml',
-                 'mmvit/.mim/configs/retinanet_cas_vit_s.py',
+    for name in ('mmvit/.mim/model-index.yml',
+                 'mmvit/.mim/configs/cmt/metafile.yml',
+                 'mmvit/.mim/configs/cas_vit/retinanet_cas_vit_s.py',
                  'mmvit/.mim/configs/_base_/cas_vit.py',
                  'mmvit/.mim/configs/cas_vit/retinanet_cas_vit_s.py',
                  'mmvit/.mim/configs/cga/retinanet_r50_cga.py',
                  'mmvit/yolo/models/yolov8n-cga.yaml'):
         assert name in names, name
-    assert b'../metafiles/cas_vit.yml' in archive.read(
+    assert b'configs/cas_vit/metafile.yml' in archive.read(
         'mmvit/.mim/model-index.yml')
     meta = archive.read(next(n for n in names if n.endswith('METADATA')))
     assert 'Requires-Dist: mmcv<2.2.0,>=2.0.0' in meta.decode()
@@ -145,6 +146,27 @@ print(type(model).__name__, cfg.model.backbone.drop_path_rate,
     where, result = proc.stdout.strip().splitlines()[-2:]
     assert where.startswith(str(target))  # the installed copy
     assert result == f'RetinaNet 0.2 {len(mmvit.list_models())}'
+
+
+def test_mmvit_configs_resolve_outside_the_checkout(tmp_path):
+    """In the environment the README builds (an editable install) a config
+    in any folder inherits ``mmvit::<family>/<config>.py``."""
+    (tmp_path / 'mine.py').write_text(
+        "_base_ = 'mmvit::cas_vit/retinanet_cas_vit_s.py'\n"
+        "model = dict(backbone=dict(drop_path_rate=0.2))\n")
+    code = (
+        'import mmvit\n'
+        'from mmengine.config import Config\n'
+        'from mmvit.utils.config import build_model\n'
+        "cfg = Config.fromfile('mine.py')\n"
+        'print(type(build_model(cfg)).__name__, '
+        'cfg.model.backbone.drop_path_rate)\n')
+    env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
+    proc = subprocess.run([sys.executable, '-c', code], cwd=tmp_path,
+                          env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == 'RetinaNet 0.2'
 
 
 def test_collect_env_reports_the_stack(capsys):

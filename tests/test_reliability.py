@@ -87,7 +87,7 @@ def test_annotation_file_errors_name_the_file(toy_coco, tmp_path):
 
 
 def test_empty_segmentation_folder(toy_ade, tmp_path):
-    cfg = load_config(osp.join(ROOT, 'configs', 'semantic_fpn_cas_vit_xs.py'),
+    cfg = load_config(osp.join(ROOT, 'configs', 'cas_vit', 'semantic_fpn_cas_vit_xs.py'),
                       [osp.join(ROOT, 'configs', '_toy_', 'ade.py')])
     for loader in ('train', 'val', 'test'):
         cfg[f'{loader}_dataloader'].dataset.data_root = toy_ade + '/'

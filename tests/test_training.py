@@ -8,7 +8,7 @@ import torch
 from conftest import ROOT, run_tool
 from mmvit.utils import read_checkpoint
 
-CONFIG = osp.join(ROOT, 'configs', 'retinanet_cas_vit_xs.py')
+CONFIG = osp.join(ROOT, 'configs', 'cas_vit', 'retinanet_cas_vit_xs.py')
 OVERLAY = osp.join(ROOT, 'configs', '_toy_', 'retinanet.py')
 
 

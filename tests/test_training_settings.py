@@ -66,7 +66,7 @@ def _train_config(monkeypatch, *args):
 
     monkeypatch.setattr(Runner, 'from_cfg', capture)
     with pytest.raises(Stop):
-        run_main('tools/train.py', ['configs/retinanet_cas_vit_xs.py',
+        run_main('tools/train.py', ['configs/cas_vit/retinanet_cas_vit_xs.py',
                                     '--work-dir', '/tmp/unused', *args])
     return seen[0]
 

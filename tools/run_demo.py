@@ -28,18 +28,18 @@ sys.path.insert(0, ROOT)
 
 # head -> (config, overlay, data task, data folder, metric keys, loss keys)
 DEMOS = {
-    'retinanet': ('configs/retinanet_cas_vit_s.py',
+    'retinanet': ('configs/cas_vit/retinanet_cas_vit_s.py',
                   'configs/_toy_/retinanet.py', 'coco', 'data/toy_coco',
                   ['coco/bbox_mAP', 'coco/bbox_mAP_50'],
                   ['loss', 'loss_cls', 'loss_bbox']),
-    'mask_rcnn': ('configs/mask_rcnn_cas_vit_s.py',
+    'mask_rcnn': ('configs/cas_vit/mask_rcnn_cas_vit_s.py',
                   'configs/_toy_/mask_rcnn.py', 'coco', 'data/toy_coco',
                   ['coco/bbox_mAP', 'coco/segm_mAP'],
                   ['loss', 'loss_rpn_cls', 'loss_cls', 'loss_mask']),
-    'semantic_fpn': ('configs/semantic_fpn_cas_vit_s.py',
+    'semantic_fpn': ('configs/cas_vit/semantic_fpn_cas_vit_s.py',
                      'configs/_toy_/ade.py', 'ade', 'data/toy_ade',
                      ['mIoU', 'aAcc'], ['loss', 'decode.loss_ce']),
-    'upernet': ('configs/upernet_cas_vit_s.py', 'configs/_toy_/upernet.py',
+    'upernet': ('configs/cas_vit/upernet_cas_vit_s.py', 'configs/_toy_/upernet.py',
                 'ade', 'data/toy_ade', ['mIoU', 'aAcc'],
                 ['loss', 'decode.loss_ce', 'aux.loss_ce']),
 }
@@ -128,7 +128,7 @@ def main():
                         'work_dirs/demo_<head>')
     parser.add_argument('--config',
                         help='a config of the chosen head (default: its '
-                        'CAS-ViT-S config), e.g. configs/retinanet_cmt_s.py')
+                        'CAS-ViT-S config), e.g. configs/cmt/retinanet_cmt_s.py')
     parser.add_argument('--skip-baseline', action='store_true',
                         help='do not evaluate the untrained model')
     args = parser.parse_args()
@@ -137,7 +137,7 @@ def main():
         name = osp.basename(args.config)
         if not name.startswith(args.head + '_'):
             parser.error(f'--config {args.config} is not a {args.head} '
-                         f'config (expected configs/{args.head}_*.py)')
+                         f'config (expected configs/<family>/{args.head}_*.py)')
         config = args.config
     os.chdir(ROOT)
     start = time.time()

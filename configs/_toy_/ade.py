@@ -2,7 +2,7 @@
 # data (python tools/make_toy_data.py --task ade), on CPU. mmseg's own
 # ADE20KDataset (150 classes, reduce_zero_label) and IoUMetric are used
 # unchanged; the toy scenes hold five of the classes.
-#   python tools/train.py configs/semantic_fpn_cas_vit_s.py \
+#   python tools/train.py configs/cas_vit/semantic_fpn_cas_vit_s.py \
 #       --overlay configs/_toy_/ade.py
 data_root = 'data/toy_ade/'
 crop_size = (128, 128)

@@ -1,6 +1,6 @@
 # Overlay: any ImageNet classifier config on the built-in toy ImageNet data
 # (python tools/make_toy_data.py --task imagenet), on CPU:
-#   python tools/train.py configs/imagenet_cas_vit_xs.py \
+#   python tools/train.py configs/cas_vit/imagenet_cas_vit_xs.py \
 #       --overlay configs/_toy_/imagenet.py
 # 400 training and 100 validation images of 64 px in 4 classes; the model
 # trains from scratch for 20 short epochs (AdamW lr 2e-3, batch 32) with

@@ -1,6 +1,6 @@
 # Overlay: any Mask R-CNN config on the built-in toy COCO data (boxes and
 # polygon masks), on CPU, evaluated with box and mask AP.
-#   python tools/train.py configs/mask_rcnn_cas_vit_s.py \
+#   python tools/train.py configs/cas_vit/mask_rcnn_cas_vit_s.py \
 #       --overlay configs/_toy_/mask_rcnn.py
 _base_ = ['./coco.py']
 

@@ -2,7 +2,7 @@
 # UperNet's 512-channel decoder costs about 13 GMAC per 128x128 image
 # (Semantic FPN: 1.6), so the run is shorter than ade.py's: batch 4, 120
 # iterations.
-#   python tools/train.py configs/upernet_cas_vit_s.py \
+#   python tools/train.py configs/cas_vit/upernet_cas_vit_s.py \
 #       --overlay configs/_toy_/upernet.py
 _base_ = ['./ade.py']
 

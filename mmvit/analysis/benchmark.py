@@ -9,7 +9,7 @@ every measurement, which would break the interleaving).
         --archs xs s m --sizes 256 512 1024 --threads 2
     # whole models (detector, segmentor, classifier) from configs
     python tools/analysis/benchmark.py \\
-        --config configs/retinanet_efficientvit_m4.py \\
+        --config configs/efficientvit/retinanet_efficientvit_m4.py \\
         --sizes 512 800x1216 --flops-size 800x1280
 
 Sizes are HEIGHT x WIDTH everywhere (``--sizes``, ``--flops-size``, the

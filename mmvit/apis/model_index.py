@@ -1,6 +1,6 @@
 """The model index as a Python API: list the models, build them by name.
 
-Names are those of the metafiles (``mmvit/metafiles/*.yml``): every config
+Names are those of the metafiles (``configs/<family>/metafile.yml``): every config
 (``retinanet_cas_vit_s``, ``semantic_fpn_cmt_ti``, the ImageNet classifiers
 ``cas_vit_s_in1k``, ...) and every backbone (``cas_vit_s``: the family key
 and the variant).

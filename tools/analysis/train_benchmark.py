@@ -12,7 +12,7 @@ Each step runs under each setting, interleaved:
         --settings eager channels_last fused_adamw compile
     # a config's whole train step, eager and as compile=True makes it
     python tools/analysis/train_benchmark.py \\
-        --config configs/retinanet_cas_vit_xs.py --size 800x1344 --batch 2
+        --config configs/cas_vit/retinanet_cas_vit_xs.py --size 800x1344 --batch 2
 
 What a step and each setting are: mmvit.analysis.train_benchmark.
 """

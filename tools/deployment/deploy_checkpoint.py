@@ -4,9 +4,9 @@ same config rebuilds with ``--cfg-options model.backbone.deploy=True``
 (classifiers: also ``model.head.deploy=True``):
 
     python tools/deployment/deploy_checkpoint.py \\
-        configs/retinanet_cas_vit_s.py work_dirs/.../epoch_12.pth \\
+        configs/cas_vit/retinanet_cas_vit_s.py work_dirs/.../epoch_12.pth \\
         retinanet_cas_vit_s_deploy.pth
-    python tools/test.py configs/retinanet_cas_vit_s.py \\
+    python tools/test.py configs/cas_vit/retinanet_cas_vit_s.py \\
         retinanet_cas_vit_s_deploy.pth --cfg-options model.backbone.deploy=True
 """
 import argparse

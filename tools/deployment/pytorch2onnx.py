@@ -3,7 +3,7 @@
 
     python tools/deployment/pytorch2onnx.py --backbone CASViT --arch s \\
         --out cas_vit_s.onnx --verify
-    python tools/deployment/pytorch2onnx.py configs/mask_rcnn_cas_vit_s.py \\
+    python tools/deployment/pytorch2onnx.py configs/cas_vit/mask_rcnn_cas_vit_s.py \\
         --checkpoint work_dirs/mask_rcnn_cas_vit_s/epoch_12.pth \\
         --verify --image demo.jpg --benchmark
 
@@ -49,7 +49,7 @@ def parse_args(argv=None):
     parser.add_argument(
         'config', nargs='?',
         help='a detector or segmentor config (e.g. '
-        'configs/retinanet_cas_vit_s.py); omit it with --backbone')
+        'configs/cas_vit/retinanet_cas_vit_s.py); omit it with --backbone')
     parser.add_argument(
         '--backbone', help='export a bare backbone: one of ' +
         ', '.join(BACKBONES))

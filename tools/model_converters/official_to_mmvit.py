@@ -4,7 +4,7 @@ checkpoint of mmvit.
 
     python tools/model_converters/official_to_mmvit.py --family cas_vit \\
         rcvit_s.pth checkpoints/cas_vit_s.pth
-    python tools/test.py configs/imagenet_cas_vit_s.py checkpoints/cas_vit_s.pth
+    python tools/test.py configs/cas_vit/imagenet_cas_vit_s.py checkpoints/cas_vit_s.pth
 
 The output holds ``state_dict`` with ``backbone.``, ``neck.`` and ``head.``
 keys (the layout of ``configs/imagenet_{family}_{variant}.py``) and a

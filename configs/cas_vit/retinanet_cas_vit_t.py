@@ -1,0 +1,8 @@
+_base_ = ['../_base_/retinanet_cas_vit.py']
+
+model = dict(
+    backbone=dict(
+        arch='t',
+        drop_path_rate=0.1,
+        init_cfg=dict(checkpoint='checkpoints/cas_vit_t.pth')),
+    neck=dict(in_channels=[128, 256, 512]))

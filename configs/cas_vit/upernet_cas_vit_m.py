@@ -1,0 +1,9 @@
+_base_ = ['../_base_/upernet_cas_vit.py']
+
+model = dict(
+    backbone=dict(
+        arch='m',
+        drop_path_rate=0.1,
+        init_cfg=dict(checkpoint='checkpoints/cas_vit_m.pth')),
+    decode_head=dict(in_channels=[64, 96, 192, 384]),
+    auxiliary_head=dict(in_channels=192))

@@ -1,0 +1,9 @@
+_base_ = ['../_base_/upernet_cas_vit.py']
+
+model = dict(
+    backbone=dict(
+        arch='s',
+        drop_path_rate=0.,
+        init_cfg=dict(checkpoint='checkpoints/cas_vit_s.pth')),
+    decode_head=dict(in_channels=[48, 64, 128, 256]),
+    auxiliary_head=dict(in_channels=128))

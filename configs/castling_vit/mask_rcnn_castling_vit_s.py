@@ -1,0 +1,7 @@
+_base_ = ['../_base_/mask_rcnn_castling_vit.py']
+
+model = dict(
+    backbone=dict(
+        arch='s',
+        init_cfg=dict(checkpoint='checkpoints/castling_vit_s.pth')),
+    neck=dict(in_channels=[64, 128, 320, 512]))

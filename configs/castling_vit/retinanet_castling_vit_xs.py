@@ -1,0 +1,7 @@
+_base_ = ['../_base_/retinanet_castling_vit.py']
+
+model = dict(
+    backbone=dict(
+        arch='xs',
+        init_cfg=dict(checkpoint='checkpoints/castling_vit_xs.pth')),
+    neck=dict(in_channels=[64, 160, 256]))

@@ -1,0 +1,9 @@
+_base_ = ['../_base_/mask_rcnn_cmt.py']
+
+model = dict(
+    backbone=dict(
+        arch='s',
+        drop_path_rate=0.1,
+        init_cfg=dict(
+            checkpoint='https://github.com/ggjy/CMT.pytorch/releases/download/release-v1/cmt_small.pth')),
+    neck=dict(in_channels=[64, 128, 256, 512]))

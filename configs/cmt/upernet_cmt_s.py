@@ -1,0 +1,10 @@
+_base_ = ['../_base_/upernet_cmt.py']
+
+model = dict(
+    backbone=dict(
+        arch='s',
+        drop_path_rate=0.1,
+        init_cfg=dict(
+            checkpoint='https://github.com/ggjy/CMT.pytorch/releases/download/release-v1/cmt_small.pth')),
+    decode_head=dict(in_channels=[64, 128, 256, 512]),
+    auxiliary_head=dict(in_channels=256))

@@ -1,0 +1,10 @@
+_base_ = ['../_base_/upernet_cmt.py']
+
+model = dict(
+    backbone=dict(
+        arch='ti',
+        drop_path_rate=0.1,
+        init_cfg=dict(
+            checkpoint='https://github.com/ggjy/CMT.pytorch/releases/download/release-v1/cmt_tiny.pth')),
+    decode_head=dict(in_channels=[46, 92, 184, 368]),
+    auxiliary_head=dict(in_channels=184))
