@@ -2,12 +2,25 @@
 # Both create or reuse .venv inside the checkout (tools/bootstrap.sh).
 PY := .venv/bin/python
 
-.PHONY: env demo test
+.PHONY: env demo test test-fast test-slow test-projects
 env:
 	bash tools/bootstrap.sh
 
 demo: env
 	$(PY) tools/run_demo.py
 
-test: env
-	$(PY) -m pytest tests -q -p no:cacheprovider -n 2
+# both tiers: the fast one (contract, maths, conversion, configs, errors)
+# and the slow one (training, faults, several processes, whole-model export)
+test: test-fast test-slow
+
+test-fast: env
+	$(PY) -m pytest tests -q -p no:cacheprovider -n 2 -m "not slow"
+
+test-slow: env
+	$(PY) -m pytest tests -q -p no:cacheprovider -n 2 -m slow
+
+# optional integrations with their own requirements (YOLOv8: AGPL-3.0)
+test-projects: env
+	PATH="$$HOME/.local/bin:$$PATH" uv pip install -q --python $(PY) \
+	  -r projects/yolov8_cga/requirements.txt
+	$(PY) -m pytest projects/yolov8_cga/tests -q -p no:cacheprovider -n 2

@@ -26,7 +26,7 @@ RANKS = [
     (r'mmvit\.(deploy|datasets)(\..*)?$', 4),
     (r'mmvit\.engine(\..*)?$', 4.5),
     (r'mmvit\.utils\.(config|run_errors)$', 4.7),
-    (r'mmvit\.(export|analysis|yolo)(\..*)?$', 5),
+    (r'mmvit\.(export|analysis)(\..*)?$', 5),
     (r'mmvit\.apis(\..*)?$|mmvit\.utils\.collect_env$', 6),
     # the package facade re-exports the model-index API
     (r'mmvit(\.__init__)?$', 7),
@@ -124,6 +124,17 @@ def test_train_and_test_read_like_mmdets():
                                                            '*.py'))
     for path in tools:
         assert 'spec_from_file_location' not in open(path).read(), path
+
+
+def test_the_package_imports_no_tools_projects_or_ultralytics():
+    code = (
+        'import sys, mmvit.models, mmvit.apis.inference, mmvit.export.onnx\n'
+        'bad = [m for m in sys.modules if m.split(".")[0] in '
+        '("tools", "projects", "yolov8_cga", "ultralytics")]\n'
+        'print(bad)\n')
+    out = subprocess.run([sys.executable, '-c', code], cwd=ROOT,
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == '[]', out.stdout
 
 
 def test_models_import_with_mmseg_alone():

@@ -111,15 +111,15 @@ def test_installed_wheel_ships_configs_and_the_index(tmp_path):
                  'mmvit/.mim/configs/cas_vit/retinanet_cas_vit_s.py',
                  'mmvit/.mim/configs/_base_/cas_vit.py',
                  'mmvit/.mim/configs/cas_vit/retinanet_cas_vit_s.py',
-                 'mmvit/.mim/configs/cga/retinanet_r50_cga.py',
-                 'mmvit/yolo/models/yolov8n-cga.yaml'):
+                 'mmvit/.mim/configs/cga/retinanet_r50_cga.py'):
         assert name in names, name
     assert b'configs/cas_vit/metafile.yml' in archive.read(
         'mmvit/.mim/model-index.yml')
     meta = archive.read(next(n for n in names if n.endswith('METADATA')))
     assert 'Requires-Dist: mmcv<2.2.0,>=2.0.0' in meta.decode()
     assert 'Provides-Extra: det' in meta.decode()
-    assert 'Provides-Extra: yolo' in meta.decode()
+    assert 'Provides-Extra: yolo' not in meta.decode()
+    assert not any('yolo' in n or 'ultralytics' in n for n in names)
 
     proc = subprocess.run(
         [sys.executable, '-m', 'pip', 'install', '--no-deps', '-q',

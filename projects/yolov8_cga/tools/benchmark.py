@@ -2,18 +2,19 @@
 """Eval latency (batch 1, interleaved) and parameters of YOLOv8 with and
 without cascaded group attention at one input size, as a Markdown table.
 
-    python tools/yolo/benchmark.py --models yolov8s yolov8s-cga --size 640
+    python projects/yolov8_cga/tools/benchmark.py --models yolov8s yolov8s-cga --size 640
 """
 import argparse
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
-    osp.abspath(__file__)))))
+# the project's package, and mmvit of this checkout
+PROJECT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path[:0] = [PROJECT, osp.dirname(osp.dirname(PROJECT))]
 
 
 def parse_args(argv=None):
-    from mmvit.yolo import CGA_MODELS, PLAIN_MODELS
+    from yolov8_cga import CGA_MODELS, PLAIN_MODELS
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--models', nargs='+',
                         default=['yolov8s', 'yolov8s-cga'],
@@ -30,7 +31,7 @@ def main(argv=None):
     import torch
     if args.threads:
         torch.set_num_threads(args.threads)
-    from mmvit.yolo.compare import benchmark
+    from yolov8_cga.compare import benchmark
     rows = benchmark(args.models, args.size, args.repeat)
     print(f'\n{args.size}x{args.size}, batch 1, eval, {torch.get_num_threads()}'
           f' threads, median of {args.repeat} (min-max)\n')

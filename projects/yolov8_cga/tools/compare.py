@@ -4,19 +4,20 @@ built-in COCO-layout data and schedule, and print COCO box AP (untrained
 and trained) as a Markdown table.
 
     python tools/make_toy_data.py --task coco --out data/toy_coco
-    python tools/yolo/compare.py --models yolov8n yolov8n-cga
+    python projects/yolov8_cga/tools/compare.py --models yolov8n yolov8n-cga
 """
 import argparse
 import json
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
-    osp.abspath(__file__)))))
+# the project's package, and mmvit of this checkout
+PROJECT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path[:0] = [PROJECT, osp.dirname(osp.dirname(PROJECT))]
 
 
 def parse_args(argv=None):
-    from mmvit.yolo import CGA_MODELS, PLAIN_MODELS
+    from yolov8_cga import CGA_MODELS, PLAIN_MODELS
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--models', nargs='+',
                         default=['yolov8n', 'yolov8n-cga'],
@@ -35,7 +36,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from mmvit.yolo.compare import train_and_evaluate
+    from yolov8_cga.compare import train_and_evaluate
     rows = train_and_evaluate(args.models, args.data_root, args.work_dir,
                               args.epochs, args.imgsz, args.batch,
                               args.seed, device=args.device)

@@ -27,7 +27,7 @@ def train_and_evaluate(names, coco_root, work_dir, epochs=30, imgsz=128,
     and seed for all) and measure COCO box AP on its val split before and
     after; returns one row per model: dict(model, params, untrained,
     trained, weights) with the metric dicts of
-    :func:`~mmvit.yolo.evaluate.coco_box_ap`."""
+    :func:`~yolov8_cga.evaluate.coco_box_ap`."""
     data_yaml = coco_to_yolo(coco_root, osp.join(work_dir, 'data'))
     ann_file, img_dir, num_classes = _toy_set(coco_root)
     rows = []

@@ -4,16 +4,16 @@ mmyolo, OpenMMLab's YOLO library, cannot live in this stack (its 0.6.0
 refuses mmcv >= 2.1 at import, and mmcv 2.0 does not build against the
 torch this stack needs), so the YOLOv8 models here are ultralytics' own:
 :func:`register` makes :class:`~mmvit.models.plugins.CGABlock` a layer name
-that ultralytics' model-YAML parser resolves, and ``mmvit/yolo/models/``
+that ultralytics' model-YAML parser resolves, and ``projects/yolov8_cga/yolov8_cga/models/``
 ships YOLOv8-n/s YAMLs with the block after the last backbone stage
 (``yolov8n-cga``) and also on the neck's P5 output (``yolov8n-cga-neck``).
 ultralytics is optional (``pip install "mmvit[yolo]"``, AGPL-3.0).
 
 * :func:`build_model` -- an ``ultralytics.YOLO`` by name (``yolov8n`` is
   ultralytics' plain model, ``yolov8n-cga`` ours);
-* :mod:`mmvit.yolo.data` -- the built-in COCO-layout data in YOLO layout;
-* :mod:`mmvit.yolo.evaluate` -- COCO box AP (pycocotools) of a YOLO model;
-* :mod:`mmvit.yolo.compare` -- plain against CGA on the same data and
+* :mod:`yolov8_cga.data` -- the built-in COCO-layout data in YOLO layout;
+* :mod:`yolov8_cga.evaluate` -- COCO box AP (pycocotools) of a YOLO model;
+* :mod:`yolov8_cga.compare` -- plain against CGA on the same data and
   schedule, and the 640x640 latency benchmark.
 """
 import os.path as osp
@@ -30,7 +30,7 @@ def import_ultralytics():
         import ultralytics
     except ImportError as err:
         raise ImportError(
-            'mmvit.yolo needs the ultralytics package (AGPL-3.0), an '
+            'yolov8_cga needs the ultralytics package (AGPL-3.0), an '
             'optional extra of mmvit: pip install "mmvit[yolo]"') from err
     return ultralytics
 
@@ -52,13 +52,13 @@ def register():
 
 
 def model_yaml(name):
-    """The model YAML of ``name``: a file of ``mmvit/yolo/models`` for the
+    """The model YAML of ``name``: a file of ``projects/yolov8_cga/yolov8_cga/models`` for the
     CGA models, ultralytics' own ``<name>.yaml`` for the plain ones."""
     if name in CGA_MODELS:
         return osp.join(MODEL_DIR, f'{name}.yaml')
     if name in PLAIN_MODELS:
         return f'{name}.yaml'
-    raise ValueError(f'mmvit.yolo: unknown model {name!r}; choose one of '
+    raise ValueError(f'yolov8_cga: unknown model {name!r}; choose one of '
                      f'{", ".join(PLAIN_MODELS + CGA_MODELS)}')
 
 
