@@ -26,7 +26,7 @@ RANKS = [
     (r'mmvit\.(deploy|datasets)(\..*)?$', 4),
     (r'mmvit\.engine(\..*)?$', 4.5),
     (r'mmvit\.utils\.(config|run_errors)$', 4.7),
-    (r'mmvit\.(export|analysis)(\..*)?$', 5),
+    (r'mmvit\.export(\..*)?$|mmvit\.utils\.benchmark$', 5),
     (r'mmvit\.apis(\..*)?$|mmvit\.utils\.collect_env$', 6),
     # the package facade re-exports the model-index API
     (r'mmvit(\.__init__)?$', 7),

@@ -49,9 +49,9 @@ def test_config_builds_the_official_classifier(config):
     assert cfg.train_dataloader.dataset.data_root == 'data/imagenet'
     # trains and tests at the variant's resolution; test: the short side
     # at size x 256 / 224, then a centre crop
-    from mmvit.analysis.peers import classification_size
-    family, arch = name.rsplit('_', 1)
-    size = classification_size(family, arch)
+    from mmvit.models.backbones.cmt import CMT
+    family, arch = name.rsplit('_', 1)  # CMT's variants: their own size
+    size = CMT.arch_settings[arch]['train_size'] if family == 'cmt' else 224
     train = {t['type']: t for t in cfg.train_dataloader.dataset.pipeline}
     test = {t['type']: t for t in cfg.val_dataloader.dataset.pipeline}
     assert train['RandomResizedCrop']['scale'] == size

@@ -6,8 +6,8 @@ import os.path as osp
 
 import torch
 
-from mmvit.analysis.benchmark import (Options, count_params, summarize,
-                                      time_forwards)
+from mmvit.utils.benchmark import (Options, count_params, summarize,
+                                   time_forwards)
 from . import build_model
 from .data import coco_to_yolo
 from .evaluate import coco_box_ap
@@ -67,7 +67,7 @@ def inference_models(name, deploy_cga=True):
 def benchmark(names, size=640, repeat=10, warmup=2):
     """Interleaved eval latency at ``size`` x ``size`` (batch 1) and
     parameters of every model of ``names``: [dict(model, params, ms=(median,
-    min, max))], timed by :func:`mmvit.analysis.benchmark.time_forwards`."""
+    min, max))], timed by :func:`mmvit.utils.benchmark.time_forwards`."""
     modules = {}
     for name in names:
         modules.update(inference_models(name))
