@@ -23,7 +23,7 @@ RANKS = [
     (r'mmvit\.models\.backbones(\..*)?$', 2),
     (r'mmvit\.models(\.__init__)?$|'
      r'mmvit\.models\.(necks|heads|plugins|tta)(\..*)?$', 3),
-    (r'mmvit\.(deploy|datasets)(\..*)?$', 4),
+    (r'mmvit\.deploy(\..*)?$', 4),
     (r'mmvit\.engine(\..*)?$', 4.5),
     (r'mmvit\.utils\.(config|run_errors)$', 4.7),
     (r'mmvit\.export(\..*)?$|mmvit\.utils\.benchmark$', 5),
