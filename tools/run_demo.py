@@ -167,7 +167,7 @@ def main():
         osp.join(train_dir, 'last_checkpoint')).read().strip()))
 
     test_dir = osp.join(work_dir, 'test')
-    show_dir = osp.join(work_dir, 'predictions')
+    show_dir = osp.abspath(osp.join(work_dir, 'predictions'))
     for folder in (test_dir, show_dir):
         shutil.rmtree(folder, ignore_errors=True)
     if task == 'coco':

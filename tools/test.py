@@ -27,7 +27,8 @@ def parse_args(argv=None):
     parser.add_argument('--show', action='store_true',
                         help='show prediction results')
     parser.add_argument('--show-dir', help='folder where images with drawn '
-                        'predictions are saved')
+                        'predictions are saved; a relative one under the '
+                        'work dir (detection: under its timestamp folder)')
     parser.add_argument('--wait-time', type=float, default=2,
                         help='the interval of show (s)')
     parser.add_argument('--overlay', action='append', default=[],
@@ -65,11 +66,16 @@ def enable_visualization(cfg, args):
     hook.update({'enable' if scope == 'mmpretrain' else 'draw': True})
     if args.show:
         hook.update(show=True, wait_time=args.wait_time)
-    if args.show_dir and scope == 'mmseg':
-        cfg.visualizer['save_dir'] = osp.abspath(args.show_dir)
-    elif args.show_dir:
-        hook['out_dir' if scope == 'mmpretrain' else 'test_out_dir'] = \
-            osp.abspath(args.show_dir)
+    if not args.show_dir:
+        return
+    if scope == 'mmdet':  # its hook puts a relative one under the work dir
+        hook['test_out_dir'] = args.show_dir
+        return
+    show_dir = osp.join(cfg.work_dir, args.show_dir)  # as mmdet does
+    if scope == 'mmseg':
+        cfg.visualizer['save_dir'] = show_dir
+    else:
+        hook['out_dir'] = show_dir
 
 
 def use_onnxruntime(cfg, args):

@@ -3,7 +3,7 @@
 
     python tools/analysis/model_zoo.py --threads 2 --repeat 3 \\
         --out work_dirs/model_zoo.md --plot work_dirs/model_zoo.png \\
-        [--readme README.md]
+        [--readme docs/model_zoo.md]
 
 For each variant of CAS-ViT, CMT, EfficientViT and Castling-ViT (17; see
 ``--families`` and ``--variants`` to restrict): the backbone's parameters

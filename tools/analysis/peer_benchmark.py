@@ -495,7 +495,7 @@ def parse_args(argv=None):
     parser.add_argument('--out', help='also write the table to this file')
     parser.add_argument('--readme', help='also write it between the '
                         '"<!-- peers-MODE:start -->" and "<!-- peers-MODE:'
-                        'end -->" lines of this file (e.g. README.md)')
+                        'end -->" lines of this file (e.g. docs/performance.md)')
     args = parser.parse_args(argv)
     if not osp.isdir(args.official_root):
         parser.error(f'--official-root {args.official_root}: no such folder')
