@@ -192,6 +192,7 @@ def _truncated(src, dst):
     return str(dst)
 
 
+@pytest.mark.slow
 def test_damaged_checkpoints_are_named(trained, toy_coco, tmp_path):
     bad = _truncated(trained / 'epoch_1.pth', tmp_path / 'half.pth')
     before = _digest(trained)
@@ -218,6 +219,7 @@ def test_damaged_checkpoints_are_named(trained, toy_coco, tmp_path):
         == {k: v for k, v in before.items() if k != config}
 
 
+@pytest.mark.slow
 def test_weights_of_another_model_are_refused(trained, toy_coco, tmp_path):
     from mmvit.models import CASViT, CMT
     from mmvit.utils.config import build_model, load_config
@@ -257,6 +259,7 @@ def test_weights_of_another_model_are_refused(trained, toy_coco, tmp_path):
 
 
 # --- data ----------------------------------------------------------------------
+@pytest.mark.slow
 def test_missing_and_damaged_images_are_named(trained, toy_coco, tmp_path):
     data = tmp_path / 'data'
     shutil.copytree(toy_coco, data)

@@ -137,6 +137,7 @@ def test_detector_configs_build_and_run(path):
                if isinstance(t, torch.Tensor))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('head', ['retinanet', 'mask_rcnn'])
 def test_detector_config_trains_on_toy_data(head, toy_coco, tmp_path):
     """One epoch through tools/train.py with the toy overlay (the backbone

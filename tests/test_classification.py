@@ -157,6 +157,7 @@ def test_converter_errors(tmp_path):
 
 
 # --- training on the built-in data -------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize('family,arch', [
     ('cas_vit', 'xs'), ('cmt', 'ti'), ('efficientvit', 'm0'),
     ('castling_vit', 'xs')])
@@ -181,6 +182,7 @@ def test_classifier_trains_and_validates(family, arch, toy_imagenet,
     assert 0 <= metrics['accuracy/top1'] <= 100
 
 
+@pytest.mark.slow
 def test_toy_classification_through_the_tools(toy_imagenet, tmp_path):
     """tools/train.py then tools/test.py, with the README's overlay."""
     work = tmp_path / 'work'

@@ -10,6 +10,8 @@ from mmengine.hooks import Hook
 from conftest import ROOT, make_runner, use_toy_coco, config_file
 from mmvit.utils.config import load_config
 
+pytestmark = pytest.mark.slow  # end-to-end runs
+
 # config -> (parameter-name fragments the recipe keeps free of weight decay,
 #            a fragment of parameters it decays)
 RECIPES = {

@@ -18,6 +18,8 @@ from mmvit.engine.checkpoint import (checkpoint_problem, find_resume_checkpoint,
 from mmvit.utils import read_checkpoint
 from test_training import CONFIG, OVERLAY, toy_options
 
+pytestmark = pytest.mark.slow  # end-to-end runs
+
 # Runs tools/train.py with the checkpoint writer of mmvit.engine.checkpoint
 # cut off: at the KILL_AT_SAVE-th checkpoint it writes half of the bytes,
 # flushes them to disk and SIGKILLs its own process in the middle of the save.
@@ -25,6 +27,7 @@ _DRIVER = '''
 import os, runpy, signal, sys
 sys.path.insert(0, {root!r})
 import mmvit.engine.checkpoint as checkpoint
+
 kill_at, saves = int(os.environ['KILL_AT_SAVE']), []
 real_open = open
 

@@ -8,6 +8,8 @@ import torch
 from conftest import ROOT, make_runner, use_toy_coco
 from mmvit.utils.config import load_config
 
+pytestmark = pytest.mark.slow  # end-to-end runs
+
 
 def test_mask_rcnn_trains_and_validates(toy_coco, tmp_path):
     cfg = load_config(

@@ -16,6 +16,8 @@ from PIL import Image
 from conftest import ROOT, run_main, config_file
 from test_training import CONFIG, OVERLAY, toy_options
 
+pytestmark = pytest.mark.slow  # end-to-end runs
+
 SEG_CONFIG = osp.join(ROOT, 'configs', 'efficientvit', 'semantic_fpn_efficientvit_m0.py')
 CLS_CONFIG = osp.join(ROOT, 'configs', 'efficientvit', 'imagenet_efficientvit_m0.py')
 MASK_CONFIG = osp.join(ROOT, 'configs', 'efficientvit', 'mask_rcnn_efficientvit_m0.py')

@@ -122,6 +122,7 @@ def test_backbone_dynamic_export_matches_pytorch(exported):
             assert diff <= ATOL, (name, (height, width), diff)
 
 
+@pytest.mark.slow
 def test_dynamo_exporter_keeps_efficientvit_dynamic(tmp_path):
     """The torch.export-based exporter too (EfficientViT: the family whose
     eager code branches most on the size)."""
@@ -167,6 +168,7 @@ def test_export_path_equals_eager_path(family, sizes, deploy):
             assert float((x - y).abs().max() / x.abs().max()) < 1e-4
 
 
+@pytest.mark.slow
 def test_retinanet_tool_exports_dense_outputs(tmp_path):
     config = osp.join(ROOT, 'configs', 'efficientvit', 'retinanet_efficientvit_m0.py')
     detector = tool.build_detector(config).eval()
@@ -197,6 +199,7 @@ def test_retinanet_tool_exports_dense_outputs(tmp_path):
             assert float(np.abs(value - ref.numpy()).max()) <= ATOL
 
 
+@pytest.mark.slow
 def test_dense_outputs_need_a_single_stage_detector():
     with pytest.raises(tool.ToolError, match='MaskRCNN.*single-stage.*'
                        'whole model exports'):
@@ -220,6 +223,7 @@ def _toy_whole_model(config, overlay):
     return cfg, model.eval()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('config,overlay', [
     ('retinanet_efficientvit_m0.py', 'retinanet.py'),
     ('retinanet_cas_vit_xs.py', 'retinanet.py'),
@@ -250,6 +254,7 @@ def test_whole_model_matches_pytorch_at_other_sizes(config, overlay,
     assert len({size for _, size, _ in results}) == 2
 
 
+@pytest.mark.slow
 def test_whole_model_tool_verifies_and_times(tmp_path, capsys):
     """tools/deployment/pytorch2onnx.py CONFIG: export, --verify on
     --image files and --benchmark (PyTorch eval and deployed against
@@ -275,6 +280,7 @@ def test_whole_model_tool_verifies_and_times(tmp_path, capsys):
         assert re.search(name + r' +[\d.]+ ms', printed), printed
 
 
+@pytest.mark.slow
 def test_bad_arguments_fail_clearly(tmp_path):
     def run(*args):
         return subprocess.run([sys.executable, TOOL, *args],
@@ -326,6 +332,7 @@ def test_detection_comparison_pairs_near_ties_by_box():
     assert compare(reference, moved)['max_box_diff'] == 5
 
 
+@pytest.mark.slow
 def test_onnx_runtime_module_runs_the_graph_at_other_sizes(tmp_path):
     """The module the benchmarks time for the onnxruntime route: the
     deployed backbone exported at one size reproduces PyTorch at others."""

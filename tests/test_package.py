@@ -3,6 +3,7 @@ index API, configs by ``mmvit::`` name, the wheel's contents, the
 environment report."""
 import os
 import os.path as osp
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -91,15 +92,21 @@ def test_get_model_loads_a_checkpoint(tmp_path):
     assert torch.equal(backbone.norm3.weight, source.backbone.norm3.weight)
 
 
+@pytest.mark.slow
 def test_installed_wheel_ships_configs_and_the_index(tmp_path):
     """``pip wheel`` then an install outside the checkout: the configs and
     the index travel with the package, and a config elsewhere inherits
     ``mmvit::<family>/<config>``."""
     wheels, target, work = (tmp_path / d for d in ('wheels', 'site', 'work'))
     work.mkdir()
+    # a copy of the checkout: pip builds in the source tree, whose build/
+    # may hold files of earlier builds
+    source = tmp_path / 'source'
+    shutil.copytree(ROOT, source, symlinks=True, ignore=shutil.ignore_patterns(
+        '.venv', '.git', 'build', 'work_dirs', 'data', '__pycache__'))
     proc = subprocess.run(
         [sys.executable, '-m', 'pip', 'wheel', '--no-deps',
-         '--no-build-isolation', '-w', str(wheels), ROOT],
+         '--no-build-isolation', '-w', str(wheels), str(source)],
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     (wheel, ) = wheels.glob('mmvit-*.whl')

@@ -16,6 +16,7 @@ from mmvit.utils.run_errors import explain
 from test_training import CONFIG, OVERLAY, toy_options
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_with_a_clear_error(toy_coco, tmp_path):
     cfg = load_config(CONFIG, [OVERLAY])
     use_toy_coco(cfg, toy_coco)
@@ -58,6 +59,7 @@ def _train_fails(toy_coco, tmp_path, *options):
     return str(info.value)
 
 
+@pytest.mark.slow
 def test_annotation_file_errors_name_the_file(toy_coco, tmp_path):
     # a missing file: pycocotools' own error names it
     out = _train_fails(toy_coco, tmp_path, 'train_dataloader.dataset.'
@@ -126,6 +128,7 @@ def test_grayscale_and_rgba_images_load_as_three_channels(tmp_path):
     assert np.array_equal(_load(tmp_path / 'gray.png')['img'][..., 1], gray)
 
 
+@pytest.mark.slow
 def test_unknown_backbone_type_names_the_type(tmp_path):
     # mmengine's registry error, through the tool
     with pytest.raises(AssertionError, match='mmvit.NoSuchViT is not in the '
@@ -153,6 +156,7 @@ class _GetsAttr:
         return getattr, (HistoryBuffer, '__init__')
 
 
+@pytest.mark.slow
 def test_malicious_checkpoints_are_refused(toy_coco, tmp_path):
     from mmvit.models import CASViT
     marker = tmp_path / 'pwned'

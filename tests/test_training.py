@@ -3,10 +3,13 @@ import glob
 import json
 import os.path as osp
 
+import pytest
 import torch
 
 from conftest import ROOT, run_tool
 from mmvit.utils import read_checkpoint
+
+pytestmark = pytest.mark.slow  # end-to-end runs
 
 CONFIG = osp.join(ROOT, 'configs', 'cas_vit', 'retinanet_cas_vit_xs.py')
 OVERLAY = osp.join(ROOT, 'configs', '_toy_', 'retinanet.py')

@@ -38,16 +38,14 @@ def parse_args(argv=None):
                         help='override settings of the config, key=value')
     parser.add_argument('--launcher', default='none',
                         choices=['none', 'pytorch', 'slurm', 'mpi'])
-    parser.add_argument('--deploy', action='store_true',
-                        help='fold norms after the checkpoint is loaded '
-                        '(mmvit.deploy.switch_to_deploy)')
+    parser.add_argument('--deploy', action='store_true', help='fold norms '
+                        'after loading (mmvit.deploy.switch_to_deploy)')
     parser.add_argument('--backend', choices=['pytorch', 'onnxruntime'],
                         default='pytorch', help='onnxruntime: evaluate the '
                         'exported whole model (any task); a .pth checkpoint '
                         'is deployed and exported first')
-    parser.add_argument('--tta', action='store_true', help='test-time '
-                        "augmentation: the config's tta_model and "
-                        'tta_pipeline')
+    parser.add_argument('--tta', action='store_true',
+                        help='test-time augmentation (tta_model)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     onnx = args.backend == 'onnxruntime'
@@ -66,16 +64,12 @@ def enable_visualization(cfg, args):
     hook.update({'enable' if scope == 'mmpretrain' else 'draw': True})
     if args.show:
         hook.update(show=True, wait_time=args.wait_time)
-    if not args.show_dir:
-        return
-    if scope == 'mmdet':  # its hook puts a relative one under the work dir
+    if args.show_dir and scope == 'mmdet':  # its hook: under the work dir
         hook['test_out_dir'] = args.show_dir
-        return
-    show_dir = osp.join(cfg.work_dir, args.show_dir)  # as mmdet does
-    if scope == 'mmseg':
-        cfg.visualizer['save_dir'] = show_dir
-    else:
-        hook['out_dir'] = show_dir
+    elif args.show_dir:  # the others: under the work dir, as mmdet does
+        hook_or_visualizer = cfg.visualizer if scope == 'mmseg' else hook
+        hook_or_visualizer['save_dir' if scope == 'mmseg' else 'out_dir'] = \
+            osp.join(cfg.work_dir, args.show_dir)
 
 
 def use_onnxruntime(cfg, args):
@@ -98,8 +92,6 @@ def add_dump(cfg, args):
     if scope == 'mmseg':
         cfg.test_evaluator.update(output_dir=args.out, keep_results=True)
         return
-    if not args.out.endswith(('.pkl', '.pickle')):
-        raise ValueError(f'--out {args.out!r}: the file must end in .pkl')
     dump = dict(type='DumpDetResults' if scope == 'mmdet' else
                 'DumpResults', out_file_path=args.out)
     evaluators = cfg.test_evaluator
@@ -132,16 +124,12 @@ def main(argv=None):
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
-    from mmvit.utils.config import (load_config, setup_launcher,
-                                    shutdown_distributed)
+    from mmvit.utils.config import (load_config, set_work_dir,
+                                    setup_launcher, shutdown_distributed)
     from mmvit.utils.run_errors import errors_explained
 
     cfg = load_config(args.config, args.overlay, args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    set_work_dir(cfg, args.work_dir, args.config)
     cfg.load_from = None if args.backend == 'onnxruntime' else args.checkpoint
     if args.backend == 'onnxruntime':
         use_onnxruntime(cfg, args)

@@ -71,16 +71,12 @@ def main(argv=None):
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
-    from mmvit.utils.config import (load_config, setup_launcher,
-                                    shutdown_distributed)
+    from mmvit.utils.config import (load_config, set_work_dir,
+                                    setup_launcher, shutdown_distributed)
     from mmvit.utils.run_errors import errors_explained
 
     cfg = load_config(args.config, args.overlay, args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    set_work_dir(cfg, args.work_dir, args.config)
     for key, value in (cfg.get('train_cfg') or {}).items():
         if key in ('max_epochs', 'max_iters', 'val_interval') and not (
                 isinstance(value, int) and value >= 1):

@@ -63,6 +63,16 @@ def load_config(path, overlays=(), cfg_options=None):
     return cfg
 
 
+def set_work_dir(cfg, work_dir, config):
+    """``--work-dir``, else the config's, else ``./work_dirs/<config name>``
+    (mmdet's rule)."""
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(config))[0])
+
+
 def build_model(cfg):
     """The model of ``cfg``, built by the registry of its ``default_scope``
     (mmdet, mmseg or mmpretrain); weights as constructed."""
