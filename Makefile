@@ -9,9 +9,11 @@ env:
 demo: env
 	$(PY) tools/run_demo.py
 
-# both tiers: the fast one (contract, maths, conversion, configs, errors)
-# and the slow one (training, faults, several processes, whole-model export)
-test: test-fast test-slow
+# both tiers in one run (the workers balance them): the fast one (contract,
+# maths, conversion, configs, error messages; make test-fast) and the slow
+# one (training, faults, several processes, whole-model export; test-slow)
+test: env
+	$(PY) -m pytest tests -q -p no:cacheprovider -n 2
 
 test-fast: env
 	$(PY) -m pytest tests -q -p no:cacheprovider -n 2 -m "not slow"
