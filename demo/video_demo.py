@@ -54,8 +54,9 @@ def infer_video(inferencer, video, out_file, pred_score_thr=0.3,
     if not osp.isfile(video):
         raise FileNotFoundError(f'video {video!r} does not exist')
     reader = mmcv.VideoReader(video)
-    if reader.frame_cnt == 0 or reader.width == 0:
-        raise ValueError(f'video {video!r}: no frames could be read')
+    if not reader.opened or reader.frame_cnt <= 0 or reader.width <= 0:
+        raise ValueError(f'video {video!r} cannot be read as a video (OpenCV '
+                         'finds no frames: not a video, or a codec it lacks)')
     codec = {'.avi': 'XVID'}.get(osp.splitext(out_file)[1].lower(), 'mp4v')
     os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
     writer = cv2.VideoWriter(out_file, cv2.VideoWriter_fourcc(*codec),
@@ -80,6 +81,11 @@ def infer_video(inferencer, video, out_file, pred_score_thr=0.3,
     finally:
         writer.release()
         quiet()
+    if written == 0:
+        if osp.isfile(out_file):
+            os.remove(out_file)
+        raise ValueError(f'video {video!r}: no frame could be decoded, so '
+                         f'nothing was written to {out_file!r}')
     return written
 
 
@@ -118,4 +124,7 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except (FileNotFoundError, ValueError) as error:
+        sys.exit(f'video_demo.py: {error}')

@@ -144,7 +144,7 @@ def main(argv=None):
                             dict(type='mmvit.DeployHook')]
     setup_launcher(cfg, args.launcher)
     try:
-        with errors_explained(cfg):
+        with errors_explained(cfg, ('test_dataloader', )):
             runner = (Runner.from_cfg(cfg) if 'runner_type' not in cfg else
                       RUNNERS.build(cfg))
             return runner.test()

@@ -72,7 +72,8 @@ def main(argv=None):
     from mmengine.runner import Runner
 
     from mmvit.utils.config import (load_config, set_work_dir,
-                                    setup_launcher, shutdown_distributed)
+                                    setup_launcher, shutdown_distributed,
+                                    work_dir_lock)
     from mmvit.utils.run_errors import errors_explained
 
     cfg = load_config(args.config, args.overlay, args.cfg_options)
@@ -102,7 +103,8 @@ def main(argv=None):
     setup_launcher(cfg, args.launcher)
 
     try:
-        with errors_explained(cfg):
+        with work_dir_lock(cfg.work_dir), errors_explained(
+                cfg, ('train_dataloader', 'val_dataloader')):
             runner = (Runner.from_cfg(cfg) if 'runner_type' not in cfg else
                       RUNNERS.build(cfg))
             runner.train()

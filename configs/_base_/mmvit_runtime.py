@@ -11,12 +11,14 @@ mmvit_default_hooks = dict(
 # states in checkpoints so that `--resume` continues the same random streams;
 # refuse a loaded checkpoint that does not fit the model (mmengine would go
 # on with randomly initialised layers); plain-dict parameter groups, which
-# `compile=True` needs.
+# `compile=True` needs; stop when a head's num_classes differs from the
+# training set's classes and say how many annotations the data set skipped.
 mmvit_hooks = [
     dict(type='mmvit.NonFiniteLossHook'),
     dict(type='mmvit.RandomStateHook'),
     dict(type='mmvit.CheckpointFitHook'),
     dict(type='mmvit.PlainParamGroupsHook'),
+    dict(type='mmvit.DatasetCheckHook'),
 ]
 custom_hooks = mmvit_hooks
 # Every tool that reads this config imports mmvit first (mmengine's

@@ -70,6 +70,7 @@ custom_hooks = [
     dict(type='mmvit.RandomStateHook'),
     dict(type='mmvit.CheckpointFitHook'),
     dict(type='mmvit.PlainParamGroupsHook'),
+    dict(type='mmvit.DatasetCheckHook'),
 ]
 # a fixed seed, so that the README's number can be reproduced (unseeded
 # runs of CAS-ViT-XS ended at 78 % and 88 %)

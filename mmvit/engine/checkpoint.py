@@ -201,6 +201,17 @@ def fit_problem(model, checkpoint, path, min_fraction=1.0, use='test'):
     saved = _saved_from(checkpoint)
     origin = (f' The file was saved from a {saved}; this config builds a '
               f'{model_words(model)}.' if saved else '')
+    meta = checkpoint.get('meta') or {}
+    deployed = bool(getattr(getattr(model, 'backbone', None), 'deploy', False))
+    if meta.get('deployed') and not deployed:
+        origin += (' It is a deployed checkpoint (folded layers) and this '
+                   'config builds the training structure: add --cfg-options '
+                   f'{meta.get("rebuild", "model.backbone.deploy=True")}.')
+    elif deployed and not meta.get('deployed'):
+        origin += (' This config builds the deployed structure '
+                   '(model.backbone.deploy=True) and the file is not a '
+                   'deployed checkpoint: drop that option (tools/test.py '
+                   '--deploy folds the layers after loading).')
     return RuntimeError(
         f'checkpoint {path!r} does not fit the model of this config: '
         f'{"; ".join(detail)}.{origin} Refusing to {use} with randomly '

@@ -1,4 +1,5 @@
 """Training hooks."""
+import collections
 import math
 
 from mmengine.hooks import Hook, LoggerHook
@@ -238,3 +239,45 @@ class MainProcessLoggerHook(LoggerHook):
         from mmengine.dist import is_main_process
         if is_main_process():
             super().after_test_epoch(runner, metrics)
+
+
+@HOOKS.register_module()
+class DatasetCheckHook(Hook):
+    """Before training: stop when a head's ``num_classes`` differs from the
+    training set's classes, and say in one line how many annotations the
+    data set skipped (mmdet's ``CocoDataset`` drops unknown categories,
+    degenerate boxes and boxes outside the image silently;
+    ``tools/analysis/check_dataset.py`` lists them by reason)."""
+    priority = 'VERY_HIGH'
+
+    def before_train(self, runner):
+        dataset = runner.train_dataloader.dataset
+        while hasattr(dataset, 'dataset'):  # Repeat/ClassBalanced wrappers
+            dataset = dataset.dataset
+        classes = dataset.metainfo.get('classes')
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        for name, module in model.named_modules():
+            count = getattr(module, 'num_classes', None)
+            if classes and isinstance(count, int) and count > 1 and \
+                    not name.startswith('rpn_head') and count != len(classes):
+                raise ValueError(
+                    f'model.{name}.num_classes={count} but the training set '
+                    f'has {len(classes)} classes {tuple(classes)[:6]}: set '
+                    f'model.{name}.num_classes={len(classes)} (or the data '
+                    "set's metainfo classes)")
+        cat_img_map = getattr(dataset, 'cat_img_map', None)  # COCO datasets
+        if cat_img_map is None:
+            return
+        per_image = collections.Counter(
+            image for images in cat_img_map.values() for image in images)
+        infos = [dataset.get_data_info(i) for i in range(len(dataset))]
+        total = sum(per_image[info['img_id']] for info in infos)
+        loaded = sum(len(info['instances']) for info in infos)
+        if total > loaded:
+            print_log(
+                f'DatasetCheckHook: the training set skipped {total - loaded} '
+                f'of {total} annotations of {dataset.ann_file} (unknown '
+                'categories, degenerate boxes, boxes outside the image); '
+                'tools/analysis/check_dataset.py lists them', 'current',
+                level=30)

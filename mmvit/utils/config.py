@@ -2,6 +2,8 @@
 tools."""
 import os
 import os.path as osp
+import sys
+from contextlib import contextmanager
 
 from mmengine.config import Config
 
@@ -71,6 +73,59 @@ def set_work_dir(cfg, work_dir, config):
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(config))[0])
+
+
+def _running(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+@contextmanager
+def work_dir_lock(work_dir):
+    """Hold ``work_dir/.mmvit.lock`` (the holder's pid and host) while a run
+    writes there; released at exit. Another run into the work dir stops,
+    naming the holder; the lock of a process of this host that no longer
+    runs is taken over with a message. Only the main process (rank 0)
+    takes it."""
+    if os.environ.get('RANK', '0') != '0':
+        yield
+        return
+    import socket
+    host, pid = socket.gethostname(), os.getpid()
+    path = osp.join(work_dir, '.mmvit.lock')
+    os.makedirs(work_dir, exist_ok=True)
+    while True:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            with open(path, encoding='utf-8', errors='replace') as f:
+                other_pid, _, other_host = f.read().strip().partition(' ')
+            if other_host == host and other_pid.isdigit() and \
+                    not _running(int(other_pid)):
+                print(f'work dir {work_dir!r}: taking over the lock of '
+                      f'process {other_pid}, which no longer runs',
+                      file=sys.stderr)
+                os.remove(path)
+                continue
+            raise RuntimeError(
+                f'work dir {work_dir!r} is in use by another run (process '
+                f'{other_pid} on {other_host}, lock file {path}): wait for it '
+                'to finish or pass another --work-dir' + (
+                    '' if other_host == host else
+                    '; remove the lock file if that run is gone'))
+    with os.fdopen(fd, 'w') as f:
+        f.write(f'{pid} {host}\n')
+    try:
+        yield
+    finally:
+        if osp.isfile(path):
+            os.remove(path)
 
 
 def build_model(cfg):

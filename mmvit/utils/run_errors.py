@@ -20,6 +20,7 @@ LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 _MISSING = re.compile(r"No such file or directory: '([^']+)'")
 _UNREADABLE = re.compile(r'failed to load image: (\S+)')
+_EMPTY_BUFFER = '!buf.empty()'
 
 
 def _leaves(dataset):
@@ -36,9 +37,9 @@ def _join(root, path):
         osp.join(root, path)
 
 
-def datasets(cfg):
-    """(dataloader name, dataset config) of every dataset of ``cfg``."""
-    for loader in LOADERS:
+def datasets(cfg, loaders=LOADERS):
+    """(dataloader name, dataset config) of the datasets of ``loaders``."""
+    for loader in loaders:
         for dataset in _leaves((cfg.get(loader) or {}).get('dataset')):
             yield loader, dataset
 
@@ -63,6 +64,38 @@ def _has_images(folder):
                for _, _, names in os.walk(folder) for name in names)
 
 
+def _listed_images(dataset):
+    """(image path, annotation file or None) of the images ``dataset``
+    lists: its COCO file's images, or the files of its image folder."""
+    root = dataset.get('data_root', '')
+    prefix = dataset.get('data_prefix') or {}
+    folder = _join(root, prefix.get('img') or prefix.get('img_path') or '')
+    ann = _join(root, dataset.get('ann_file', ''))
+    if ann.endswith('.json') and osp.isfile(ann):
+        with open(ann, encoding='utf-8') as f:
+            for image in json.load(f).get('images', ()):
+                yield osp.join(folder, image['file_name']), ann
+    elif folder and osp.isdir(folder):
+        for top, _, names in os.walk(folder):
+            for name in sorted(names):
+                yield osp.join(top, name), None
+
+
+def _empty_image(cfg, loaders):
+    """The error naming the first empty (0-byte) image of the data sets of
+    ``loaders``, or None."""
+    for loader, dataset in datasets(cfg, loaders):
+        for image, ann in _listed_images(dataset):
+            if osp.isfile(image) and osp.getsize(image) == 0:
+                where = f'{loader}.dataset' + (f' (listed in {ann})'
+                                               if ann else '')
+                return ValueError(
+                    f'{where}: image {image!r} cannot be decoded: the file '
+                    'is empty (0 bytes); restore it or remove it from the '
+                    'dataset')
+    return None
+
+
 def _loading_checkpoint(traceback):
     """The file mmengine's local checkpoint loader was reading when the
     error of ``traceback`` was raised, or None."""
@@ -75,13 +108,14 @@ def _loading_checkpoint(traceback):
     return None
 
 
-def explain(err, cfg):
-    """The error naming the file behind ``err``, or None."""
+def explain(err, cfg, loaders=LOADERS):
+    """The error naming the file behind ``err`` (a data set of ``loaders``),
+    or None."""
     path = _loading_checkpoint(err.__traceback__)
     if path is not None and isinstance(
             err, (pickle.UnpicklingError, EOFError, RuntimeError)):
         return checkpoint_error(path, err)
-    for loader, dataset in datasets(cfg):
+    for loader, dataset in datasets(cfg, loaders):
         ann = _join(dataset.get('data_root', ''), dataset.get('ann_file', ''))
         folder = _join(dataset.get('data_root', ''),
                        (dataset.get('data_prefix') or {}).get('img_path'))
@@ -93,12 +127,14 @@ def explain(err, cfg):
         elif folder and not _has_images(folder):  # mmseg's folder layout
             return ValueError(f'{loader}.dataset: empty dataset: no image '
                               f'files under {folder!r}')
+    if _EMPTY_BUFFER in str(err):  # OpenCV's decoder, given 0 bytes
+        return _empty_image(cfg, loaders)
     match = _MISSING.search(str(err)) or _UNREADABLE.search(str(err))
     if match is None or not match.group(1).lower().endswith(IMAGE_SUFFIXES):
         return None
     image, missing = osp.abspath(match.group(1)), match.re is _MISSING
     where = 'dataset'
-    for loader, dataset in datasets(cfg):
+    for loader, dataset in datasets(cfg, loaders):
         prefix = dataset.get('data_prefix') or {}
         folder = _join(dataset.get('data_root', ''),
                        prefix.get('img') or prefix.get('img_path') or '')
@@ -116,12 +152,12 @@ def explain(err, cfg):
 
 
 @contextmanager
-def errors_explained(cfg):
+def errors_explained(cfg, loaders=LOADERS):
     """Run the body; if it fails, re-raise what :func:`explain` finds."""
     try:
         yield
     except Exception as err:
-        explained = explain(err, cfg)
+        explained = explain(err, cfg, loaders)
         if explained is None:
             raise
         raise explained from err
