@@ -25,7 +25,7 @@ RANKS = [
      r'mmvit\.models\.(necks|heads|plugins|tta)(\..*)?$', 3),
     (r'mmvit\.deploy(\..*)?$', 4),
     (r'mmvit\.engine(\..*)?$', 4.5),
-    (r'mmvit\.utils\.(config|run_errors)$', 4.7),
+    (r'mmvit\.utils\.config$', 4.7),
     (r'mmvit\.export(\..*)?$|mmvit\.utils\.benchmark$', 5),
     (r'mmvit\.apis(\..*)?$|mmvit\.utils\.collect_env$', 6),
     # the package facade re-exports the model-index API

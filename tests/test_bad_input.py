@@ -284,7 +284,7 @@ def test_missing_and_damaged_images_are_named(trained, toy_coco, tmp_path):
 def test_more_processes_per_node_than_gpus(monkeypatch):
     from mmengine.config import Config
 
-    from mmvit.utils.config import setup_launcher
+    from tools.common import setup_launcher
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
     monkeypatch.setattr(torch.cuda, 'device_count', lambda: 2)
     monkeypatch.setenv('LOCAL_WORLD_SIZE', '4')

@@ -12,7 +12,7 @@ import torch
 from conftest import ROOT, make_runner, run_tool, use_toy_coco
 from mmvit.utils import read_checkpoint
 from mmvit.utils.config import load_config
-from mmvit.utils.run_errors import explain
+from tools.common import explain
 from test_training import CONFIG, OVERLAY, toy_options
 
 

@@ -71,7 +71,7 @@ def test_video_demo_refuses_a_file_that_is_not_a_video(tmp_path):
 
 def test_work_dir_lock_refuses_a_live_holder_and_takes_over_a_dead_one(
         tmp_path, capsys):
-    from mmvit.utils.config import work_dir_lock
+    from tools.common import work_dir_lock
     lock = tmp_path / '.mmvit.lock'
     host = socket.gethostname()
     sleeper = subprocess.Popen([sys.executable, '-c',

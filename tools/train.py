@@ -71,10 +71,9 @@ def main(argv=None):
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
-    from mmvit.utils.config import (load_config, set_work_dir,
-                                    setup_launcher, shutdown_distributed,
-                                    work_dir_lock)
-    from mmvit.utils.run_errors import errors_explained
+    from mmvit.utils.config import load_config
+    from tools.common import (errors_explained, set_work_dir, setup_launcher,
+                              shutdown_distributed, work_dir_lock)
 
     cfg = load_config(args.config, args.overlay, args.cfg_options)
     set_work_dir(cfg, args.work_dir, args.config)

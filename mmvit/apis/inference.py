@@ -1,17 +1,6 @@
-"""Inference on images, folders and videos through the libraries' own
-Inferencers (``DetInferencer``, ``MMSegInferencer``,
-``ImageClassificationInferencer``); the library behind ``demo/``.
-
-Any mmvit config works, with overlays and ``--cfg-options``, and so does
-the config a training run dumps into its work dir (the merged config)::
-
-    from mmvit.apis.inference import init_inferencer
-    inferencer = init_inferencer('work_dirs/x/retinanet_cas_vit_s.py',
-                                 'work_dirs/x/epoch_15.pth', deploy=True)
-    inferencer('demo.jpg', out_dir='outputs')   # the library's own call
-
-``demo/image_demo.py`` and ``demo/video_demo.py`` write what it predicts.
-"""
+"""The libraries' own Inferencers (``DetInferencer``, ``MMSegInferencer``,
+``ImageClassificationInferencer``) for any mmvit config, with overlays and
+``--cfg-options``, or the config a run dumped (docs/inference.md)."""
 import importlib
 
 #: the config's default_scope -> (module, Inferencer class)

@@ -1,17 +1,15 @@
 """Mixed-precision training on every device, the CPU included."""
 import torch
 from torch import nn
-from mmengine.device import (is_cuda_available, is_mlu_available,
-                             is_musa_available, is_npu_available)
+from mmengine.device import get_device
 from mmengine.optim import AmpOptimWrapper
 
 from mmvit.registry import OPTIM_WRAPPERS
 
 
 def has_accelerator():
-    """Whether mmengine trains on an accelerator (CUDA, NPU, MLU, MUSA)."""
-    return (is_cuda_available() or is_npu_available() or is_mlu_available()
-            or is_musa_available())
+    """Whether mmengine trains on an accelerator its AMP wrapper takes."""
+    return get_device() in ('cuda', 'npu', 'mlu', 'musa')
 
 
 def _enter_float32(module, args):
@@ -50,26 +48,13 @@ def keep_strided_depthwise_float32(model):
 
 @OPTIM_WRAPPERS.register_module()
 class MixedPrecisionOptimWrapper(AmpOptimWrapper):
-    """mmengine's ``AmpOptimWrapper`` where an accelerator trains, and on a
-    CPU-only machine bfloat16 autocast without loss scaling (bfloat16 has
-    float32's exponent range, so gradients do not underflow; mmengine's
-    wrapper refuses to run without an accelerator).
-
-    ``tools/train.py --amp`` selects it. On the CPU the forward and the
-    loss run under ``torch.autocast('cpu', dtype=torch.bfloat16)``; weights,
-    gradients and the optimizer state stay float32. A checkpoint's
-    ``loss_scaler`` state (saved on a GPU) is ignored there, and the
-    model's strided depthwise convolutions stay float32
-    (:func:`keep_strided_depthwise_float32`).
-
-    Args:
-        loss_scale (str | float | dict): as in ``AmpOptimWrapper``; unused
-            on the CPU.
-        dtype (str | torch.dtype, optional): the autocast dtype; on the CPU
-            ``None`` or ``'bfloat16'``.
-        **kwargs: the arguments of ``OptimWrapper`` (``optimizer``,
-            ``clip_grad``, ``accumulative_counts``).
-    """
+    """mmengine's ``AmpOptimWrapper`` on an accelerator; on a CPU-only
+    machine, where mmengine's refuses to run, bfloat16 autocast of the
+    forward and the loss without loss scaling (bfloat16 has float32's
+    exponent range), float32 weights, gradients and optimizer state, the
+    strided depthwise convolutions in float32
+    (:func:`keep_strided_depthwise_float32`). ``tools/train.py --amp``
+    selects it; ``dtype`` on the CPU: None or ``'bfloat16'``."""
 
     def __init__(self, loss_scale='dynamic', dtype=None, **kwargs):
         if has_accelerator():

@@ -97,7 +97,7 @@ def dataset_class(cfg, dataset):
 def check(cfg):
     """Print the report of every data set of ``cfg``; returns the number
     of problems found."""
-    from mmvit.utils.run_errors import datasets
+    from tools.common import datasets
     problems = 0
     for loader, dataset in datasets(cfg):
         if loader.split('_')[0] not in SPLITS:
