@@ -159,6 +159,7 @@ def test_anneal_schedule_values():
         CastlingAnnealHook(schedule='step')
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('by_epoch', [True, False])
 def test_hook_in_training(by_epoch, toy_coco, tmp_path):
     cfg = load_config(

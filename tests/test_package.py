@@ -155,6 +155,7 @@ print(type(model).__name__, cfg.model.backbone.drop_path_rate,
     assert result == f'RetinaNet 0.2 {len(mmvit.list_models())}'
 
 
+@pytest.mark.slow
 def test_mmvit_configs_resolve_outside_the_checkout(tmp_path):
     """In the environment the README builds (an editable install) a config
     in any folder inherits ``mmvit::<family>/<config>.py``."""
@@ -188,6 +189,7 @@ def test_collect_env_reports_the_stack(capsys):
     assert 'PyTorch' in lines
 
 
+@pytest.mark.slow
 def test_dist_scripts_use_the_checkouts_environment(tmp_path):
     """Without ``PYTHON`` and with no environment active (no python with
     torch on PATH), tools/dist_train.sh runs the checkout's .venv."""

@@ -57,6 +57,7 @@ def test_an_empty_image_is_named_from_a_dataloader_worker(
         'from the dataset'), line
 
 
+@pytest.mark.slow
 def test_video_demo_refuses_a_file_that_is_not_a_video(tmp_path):
     fake = tmp_path / 'notes.mp4'
     fake.write_text('not a video\n')
@@ -156,15 +157,13 @@ def _broken_annotations(toy_coco, tmp_path):
     return data
 
 
-def test_check_dataset_reports_what_the_data_set_skips(toy_coco, tmp_path):
+def test_check_dataset_reports_what_the_data_set_skips(toy_coco, tmp_path,
+                                                     capsys):
     from conftest import run_main
     data = _broken_annotations(toy_coco, tmp_path)
     args = [CONFIG, '--overlay', OVERLAY] + toy_options(str(data), 1)
-    status = run_main('tools/analysis/check_dataset.py', args)
-    assert status == 1
-    out = subprocess.run(
-        [sys.executable, 'tools/analysis/check_dataset.py', *args], cwd=ROOT,
-        capture_output=True, text=True).stdout
+    assert run_main('tools/analysis/check_dataset.py', args) == 1
+    out = capsys.readouterr().out
     report = out.split('val_dataloader')[0]
     for reason in ('box outside the image', 'degenerate box',
                    'unknown category'):
@@ -172,13 +171,14 @@ def test_check_dataset_reports_what_the_data_set_skips(toy_coco, tmp_path):
     assert 'images: 8 ' in report and 'instances of circle: ' in report
     assert '3 problem(s) found' in out
     # the model's num_classes against the data set's classes
-    out = subprocess.run(
-        [sys.executable, 'tools/analysis/check_dataset.py', CONFIG,
-         '--overlay', OVERLAY] + toy_options(toy_coco, 1) +
-        ['model.bbox_head.num_classes=5'], cwd=ROOT, capture_output=True,
-        text=True).stdout
+    assert run_main('tools/analysis/check_dataset.py', [
+        CONFIG, '--overlay', OVERLAY] + toy_options(toy_coco, 1) +
+        ['model.bbox_head.num_classes=5']) == 1
+    out = capsys.readouterr().out
     assert 'model.bbox_head.num_classes=5 but the data set has 3 classes' \
         in out, out
+    assert run_main('tools/analysis/check_dataset.py', [
+        CONFIG, '--overlay', OVERLAY] + toy_options(toy_coco, 1)) == 0
 
 
 @pytest.mark.slow
