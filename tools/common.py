@@ -163,6 +163,21 @@ def datasets(cfg, loaders=LOADERS):
             yield loader, dataset
 
 
+def _image_folder(dataset):
+    """The image folder of ``dataset`` (COCO ``img``, mmseg ``img_path``)."""
+    prefix = dataset.get('data_prefix') or {}
+    return _join(dataset.get('data_root', ''),
+                 prefix.get('img') or prefix.get('img_path') or '')
+
+
+def _where(loader, dataset):
+    """``'<loader>.dataset (listed in <annotation file>)'``."""
+    ann = dataset.get('ann_file')
+    return f'{loader}.dataset' + (
+        f' (listed in {_join(dataset.get("data_root", ""), ann)})'
+        if ann else '')
+
+
 def annotation_problem(path):
     """Why the COCO annotation file ``path`` cannot serve, or None."""
     try:
@@ -184,34 +199,30 @@ def _has_images(folder):
 
 
 def _listed_images(dataset):
-    """(image path, annotation file or None) of the images ``dataset``
-    lists: its COCO file's images, or the files of its image folder."""
-    root = dataset.get('data_root', '')
-    prefix = dataset.get('data_prefix') or {}
-    folder = _join(root, prefix.get('img') or prefix.get('img_path') or '')
-    ann = _join(root, dataset.get('ann_file', ''))
+    """The images ``dataset`` lists: its COCO file's images, or the files
+    of its image folder."""
+    folder = _image_folder(dataset)
+    ann = _join(dataset.get('data_root', ''), dataset.get('ann_file', ''))
     if ann.endswith('.json') and osp.isfile(ann):
         with open(ann, encoding='utf-8') as f:
             for image in json.load(f).get('images', ()):
-                yield osp.join(folder, image['file_name']), ann
+                yield osp.join(folder, image['file_name'])
     elif folder and osp.isdir(folder):
         for top, _, names in os.walk(folder):
             for name in sorted(names):
-                yield osp.join(top, name), None
+                yield osp.join(top, name)
 
 
 def _empty_image(cfg, loaders):
     """The error naming the first empty (0-byte) image of the data sets of
     ``loaders``, or None."""
     for loader, dataset in datasets(cfg, loaders):
-        for image, ann in _listed_images(dataset):
+        for image in _listed_images(dataset):
             if osp.isfile(image) and osp.getsize(image) == 0:
-                where = f'{loader}.dataset' + (f' (listed in {ann})'
-                                               if ann else '')
                 return ValueError(
-                    f'{where}: image {image!r} cannot be decoded: the file '
-                    'is empty (0 bytes); restore it or remove it from the '
-                    'dataset')
+                    f'{_where(loader, dataset)}: image {image!r} cannot be '
+                    'decoded: the file is empty (0 bytes); restore it or '
+                    'remove it from the dataset')
     return None
 
 
@@ -234,6 +245,21 @@ def explain(err, cfg, loaders=LOADERS):
     if path is not None and isinstance(
             err, (pickle.UnpicklingError, EOFError, RuntimeError)):
         return checkpoint_error(path, err)
+    if _EMPTY_BUFFER in str(err):  # OpenCV's decoder, given 0 bytes
+        return _empty_image(cfg, loaders)
+    match = _MISSING.search(str(err)) or _UNREADABLE.search(str(err))
+    if match is not None and match.group(1).lower().endswith(IMAGE_SUFFIXES):
+        image, missing = osp.abspath(match.group(1)), match.re is _MISSING
+        where = next((_where(loader, dataset) for loader, dataset in
+                      datasets(cfg, loaders) if _image_folder(dataset) and
+                      image.startswith(osp.abspath(_image_folder(dataset)))),
+                     'dataset')
+        what = 'does not exist' if missing else \
+            'cannot be decoded (a damaged or truncated file, or not an image)'
+        return (FileNotFoundError if missing else ValueError)(
+            f'{where}: image {match.group(1)!r} {what}; restore the file or '
+            'remove it from the dataset')
+    # otherwise the data set's files themselves
     for loader, dataset in datasets(cfg, loaders):
         ann = _join(dataset.get('data_root', ''), dataset.get('ann_file', ''))
         folder = _join(dataset.get('data_root', ''),
@@ -246,28 +272,7 @@ def explain(err, cfg, loaders=LOADERS):
         elif folder and not _has_images(folder):  # mmseg's folder layout
             return ValueError(f'{loader}.dataset: empty dataset: no image '
                               f'files under {folder!r}')
-    if _EMPTY_BUFFER in str(err):  # OpenCV's decoder, given 0 bytes
-        return _empty_image(cfg, loaders)
-    match = _MISSING.search(str(err)) or _UNREADABLE.search(str(err))
-    if match is None or not match.group(1).lower().endswith(IMAGE_SUFFIXES):
-        return None
-    image, missing = osp.abspath(match.group(1)), match.re is _MISSING
-    where = 'dataset'
-    for loader, dataset in datasets(cfg, loaders):
-        prefix = dataset.get('data_prefix') or {}
-        folder = _join(dataset.get('data_root', ''),
-                       prefix.get('img') or prefix.get('img_path') or '')
-        if folder and image.startswith(osp.abspath(folder)):
-            ann = dataset.get('ann_file')
-            where = f'{loader}.dataset' + (
-                f' (listed in {_join(dataset.get("data_root", ""), ann)})'
-                if ann else '')
-            break
-    what = 'does not exist' if missing else \
-        'cannot be decoded (a damaged or truncated file, or not an image)'
-    return (FileNotFoundError if missing else ValueError)(
-        f'{where}: image {match.group(1)!r} {what}; restore the file or '
-        'remove it from the dataset')
+    return None
 
 
 @contextmanager

@@ -67,9 +67,11 @@ def enable_visualization(cfg, args):
     if args.show_dir and scope == 'mmdet':  # its hook: under the work dir
         hook['test_out_dir'] = args.show_dir
     elif args.show_dir:  # the others: under the work dir, as mmdet does
-        hook_or_visualizer = cfg.visualizer if scope == 'mmseg' else hook
-        hook_or_visualizer['save_dir' if scope == 'mmseg' else 'out_dir'] = \
-            osp.join(cfg.work_dir, args.show_dir)
+        show_dir = osp.join(cfg.work_dir, args.show_dir)
+        if scope == 'mmseg':
+            cfg.visualizer['save_dir'] = show_dir
+        else:
+            hook['out_dir'] = show_dir
 
 
 def use_onnxruntime(cfg, args):

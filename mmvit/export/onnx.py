@@ -162,7 +162,8 @@ def load_detector_checkpoint(model, path):
     state = extract_state_dict(checkpoint, path, prefix='')
     try:
         if not any(k in model.state_dict() for k in state):
-            load_pretrained(model.backbone, path)  # a backbone checkpoint
+            # a backbone checkpoint, already read
+            load_pretrained(model.backbone, path, checkpoint=checkpoint)
         else:
             load_state_dict(model, state, strict=True)
     except (RuntimeError, ValueError, KeyError) as exc:

@@ -44,12 +44,15 @@ def show_keys(keys, limit=20):
         f', ... ({len(keys) - limit} more)' if len(keys) > limit else '')
 
 
-def load_pretrained(module, path, prefix=None, sha256=None) -> LoadReport:
-    """Load ``path`` (a file or URL) into the backbone ``module``."""
+def load_pretrained(module, path, prefix=None, sha256=None,
+                    checkpoint=None) -> LoadReport:
+    """Load ``path`` (a file or URL) into the backbone ``module``;
+    ``checkpoint``: the file's contents when the caller has read them."""
     from mmengine.runner.checkpoint import load_state_dict
     owner = type(module).__name__
-    state = extract_state_dict(read_checkpoint(path, sha256=sha256),
-                               str(path), prefix)
+    if checkpoint is None:
+        checkpoint = read_checkpoint(path, sha256=sha256)
+    state = extract_state_dict(checkpoint, str(path), prefix)
     state = module.convert_checkpoint(state)
     own = module.state_dict()
     mismatched = [f'{k}: checkpoint {tuple(v.shape)} vs model '
